@@ -1,0 +1,1 @@
+"""Offline calibration CLI (`thinkctl calibrate`)."""

@@ -1,0 +1,1 @@
+"""Shared probe library (features, probe, conformal threshold, artifact format)."""
