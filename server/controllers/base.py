@@ -1,0 +1,67 @@
+"""The controller contract: per-request, engine-free decision logic.
+
+A controller sees one decode step of one request and returns an `Action`. It never
+imports vLLM or FastAPI; `server/engine/logits_processor.py` applies its actions to
+vLLM's logits and `ControlStack` (stack.py) combines several controllers.
+
+Call order, per request and per step (driven by `ControlStack.step`):
+1. The stack feeds output tokens it has not seen yet into the `PhaseTracker`.
+2. If a forced sequence is in progress, its next token is emitted and no controller
+   is asked (a forced string is never interrupted).
+3. Otherwise each controller's `decide(view)` is called in stack order; the actions
+   are merged by the precedence documented in stack.py.
+
+Invariant: `decide` must depend only on the `StepView` it is given and on the
+controller's immutable parameters, so that calling it twice for the same step (as
+vLLM does for discarded chunked-prefill samples) gives the same action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from server.controllers.phase import Phase
+
+
+@dataclass(frozen=True)
+class StepView:
+    """What a controller sees at one step of one request."""
+
+    n_output: int  # tokens generated so far (the position of the token about to be sampled)
+    phase: Phase
+    thinking_tokens: int  # tokens inside the thinking block so far, delimiters excluded
+    logits: torch.Tensor  # (vocab,) float32 row of this request, before sampling
+
+
+@dataclass(frozen=True)
+class Action:
+    """What to do with the next token. The empty action leaves the logits alone.
+
+    - `force`: a token sequence to emit from this step on, one token per step.
+    - `ban`: token ids whose logits become -inf.
+    - `shift`: additive log-odds shifts per token id.
+    - `reason`: the exit/intervention reason reported in the control trace.
+    """
+
+    force: tuple[int, ...] = ()
+    ban: frozenset[int] = field(default_factory=frozenset)
+    shift: tuple[tuple[int, float], ...] = ()
+    reason: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.force or self.ban or self.shift)
+
+
+LEAVE = Action()
+
+
+class Controller(Protocol):
+    """One stop controller. `name` appears in the control trace."""
+
+    name: str
+
+    def decide(self, view: StepView) -> Action: ...

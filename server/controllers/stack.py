@@ -1,0 +1,89 @@
+"""Several controllers in one request, and the per-request state that drives them.
+
+Precedence, highest first, applied in this order by `ControlStack.step`:
+1. A forced sequence already in progress: its next token, nothing else is asked.
+2. A new forced sequence: the first controller (in stack order) that asks for one wins;
+   its first token is emitted now and the rest on the following steps.
+3. Bans: the union of every controller's bans.
+4. Shifts: per token, the sum of every controller's log-odds shifts.
+
+Idempotence: the position inside a forced sequence is derived from the number of
+output tokens, never from a queue that is popped, so seeing the same step twice (a
+discarded chunked-prefill sample, or a preempted request that is re-added) emits the
+same token again rather than skipping one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from server.controllers.base import LEAVE, Action, Controller, StepView
+from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
+
+
+@dataclass(frozen=True)
+class ControlEvent:
+    """A controller intervened: it forced `tokens` from output position `at` on."""
+
+    controller: str
+    reason: str
+    at: int
+    tokens: tuple[int, ...]
+
+
+class ControlStack:
+    def __init__(
+        self,
+        controllers: Sequence[Controller],
+        delims: Delimiters,
+        prompt_ids: Sequence[int] = (),
+    ) -> None:
+        self.controllers = list(controllers)
+        self.tracker = PhaseTracker(delims, initial_phase(prompt_ids, delims))
+        self._forced: tuple[int, ...] = ()
+        self._forced_from = 0
+        self.events: list[ControlEvent] = []
+
+    def step(self, output_ids: Sequence[int], logits: torch.Tensor) -> Action:
+        """Decide the token at position len(output_ids); `logits` is its (vocab,) row."""
+        n = len(output_ids)
+        if n > self.tracker.consumed:
+            self.tracker.feed_all(output_ids[self.tracker.consumed : n])
+        if self._forced_from <= n < self._forced_from + len(self._forced):
+            return Action(force=(self._forced[n - self._forced_from],))
+        view = StepView(n, self.tracker.phase, self.tracker.thinking_tokens, logits)
+        force: Action | None = None
+        bans: set[int] = set()
+        shifts: dict[int, float] = {}
+        for controller in self.controllers:
+            action = controller.decide(view)
+            if action.is_empty:
+                continue
+            if action.force and force is None:
+                force = action
+                self.events.append(ControlEvent(controller.name, action.reason, n, action.force))
+            bans |= action.ban
+            for tok, delta in action.shift:
+                shifts[tok] = shifts.get(tok, 0.0) + delta
+        if force is not None:
+            self._forced, self._forced_from = force.force, n
+            return Action(force=force.force[:1], reason=force.reason)
+        if not bans and not shifts:
+            return LEAVE
+        return Action(ban=frozenset(bans), shift=tuple(shifts.items()))
+
+
+def apply_action(action: Action, row: torch.Tensor) -> None:
+    """Apply `action` in place to one (vocab,) logits row."""
+    if action.force:
+        # -inf everywhere but the forced token: no later sampler stage can pick another.
+        row.fill_(float("-inf"))
+        row[action.force[0]] = 0.0
+        return
+    if action.ban:
+        row[list(action.ban)] = float("-inf")
+    for tok, delta in action.shift:
+        row[tok] += delta

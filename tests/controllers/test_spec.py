@@ -1,0 +1,32 @@
+import pytest
+from pydantic import ValidationError
+
+from server.controllers.spec import ControlSpec
+from tests.controllers.helpers import END, EOS, INDUCE, START
+
+
+def test_spec_round_trips_as_plain_data_and_builds_a_stack():
+    spec = ControlSpec(
+        think=(START, END), budget={"max": 3, "close": [END, INDUCE], "stop": [END, EOS]}
+    )
+    wire = spec.model_dump(mode="json")  # what travels in SamplingParams.extra_args
+    again = ControlSpec.model_validate(wire)
+    assert again == spec and again.controller_names() == ["budget"]
+    stack = again.build([START])
+    assert [c.name for c in stack.controllers] == ["budget"]
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {"think": [START, END], "budget": {"max": -2}},
+        {"think": [START, END], "budget": {"max": 2, "min": 3, "close": [END]}},
+        {"think": [START, END], "budget": {"max": 2}},  # no closing ids
+        {"think": [START, END], "budget": {"bogus": 1}},
+        {"think": [START]},
+        {"think": [START, END], "unknown": {}},
+    ],
+)
+def test_bad_specs_are_refused(wire):
+    with pytest.raises(ValidationError):
+        ControlSpec.model_validate(wire)

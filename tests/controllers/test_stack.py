@@ -1,0 +1,85 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.controllers.base import Action, StepView
+from server.controllers.budget import BudgetController, BudgetParams
+from server.controllers.phase import Phase
+from server.controllers.stack import ControlStack, apply_action
+from tests.controllers.helpers import DELIMS, END, EOS, INDUCE, START, WAIT, V, logits
+
+CLOSE = (END, INDUCE, INDUCE + 1)
+
+
+class Fixed:
+    """A controller that always returns the same action."""
+
+    def __init__(self, name: str, action: Action) -> None:
+        self.name, self.action = name, action
+
+    def decide(self, view: StepView) -> Action:
+        return self.action
+
+
+def run(stack: ControlStack, steps: int, model_token: int = 7, repeat: bool = False) -> list[int]:
+    """Drive the stack like the engine: sample the argmax of the processed row."""
+    out: list[int] = []
+    for _ in range(steps):
+        for _ in range(2 if repeat else 1):  # a discarded sample re-runs the same step
+            row = logits(model_token)
+            apply_action(stack.step(out, row), row)
+        out.append(int(row.argmax()))
+    return out
+
+
+def test_maximum_closes_thinking_with_the_whole_sequence():
+    stack = ControlStack(
+        [BudgetController(BudgetParams(max_thinking=3, close=CLOSE))], DELIMS, [START]
+    )
+    out = run(stack, 8)
+    assert out == [7, 7, 7, *CLOSE, 7, 7]
+    assert stack.tracker.thinking_tokens == 3 and stack.tracker.closed_at == 3
+    assert [(e.reason, e.at, e.tokens) for e in stack.events] == [("budget", 3, CLOSE)]
+
+
+@given(st.integers(0, 6), st.booleans())
+def test_forced_sequence_is_emitted_exactly_once_even_when_steps_repeat(budget, repeat):
+    stack = ControlStack(
+        [BudgetController(BudgetParams(max_thinking=budget, close=CLOSE))], DELIMS, [START]
+    )
+    out = run(stack, budget + len(CLOSE) + 3, repeat=repeat)
+    assert out[budget : budget + len(CLOSE)] == list(CLOSE)
+    assert out.count(END) == 1 and out.count(INDUCE) == 1
+    assert len(stack.events) == 1
+
+
+def test_minimum_turns_a_stop_into_wait():
+    params = BudgetParams(min_thinking=4, wait=(WAIT,), stop_ids=frozenset({END, EOS}))
+    stack = ControlStack([BudgetController(params)], DELIMS, [START])
+    out = run(stack, 6, model_token=END)  # the model wants to stop at once
+    assert out[:4] == [WAIT] * 4 and out[4] == END
+    assert [e.reason for e in stack.events] == ["budget_min"] * 4
+
+
+def test_precedence_force_beats_ban_and_bans_union_and_shifts_add():
+    a = Fixed("a", Action(ban=frozenset({1}), shift=((6, 1.0),)))
+    b = Fixed("b", Action(ban=frozenset({2}), shift=((6, 0.5), (8, -1.0))))
+    merged = ControlStack([a, b], DELIMS).step([], logits())
+    assert merged.ban == {1, 2} and dict(merged.shift) == {6: 1.5, 8: -1.0}
+    forcing = Fixed("f", Action(force=(9, 8), reason="x"))
+    first = ControlStack([a, forcing, Fixed("g", Action(force=(5,)))], DELIMS).step([], logits())
+    assert first.force == (9,) and not first.ban
+
+
+def test_apply_action_masks_everything_but_the_forced_token():
+    row = logits(3)
+    apply_action(Action(force=(6,)), row)
+    assert int(row.argmax()) == 6 and row.isinf().sum() == V - 1
+    row = logits(3)
+    apply_action(Action(ban=frozenset({3}), shift=((4, 2.0),)), row)
+    assert row[3] == float("-inf") and row[4] == 2.0
+
+
+def test_no_controller_leaves_logits_alone():
+    stack = ControlStack([], DELIMS, [START])
+    assert stack.step([7, 7], logits()).is_empty
+    assert stack.tracker.phase is Phase.THINKING and stack.tracker.thinking_tokens == 2
