@@ -1,0 +1,46 @@
+"""Start vLLM's `AsyncLLM` with thinkctl's logits processor and worker extension."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.usage.usage_lib import UsageContext
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from server.engine.trace_channel import ADDR_ENV, EventCollector
+
+LOGITS_PROCESSOR = "server.engine.logits_processor:ThinkctlLogitsProcessor"
+# A dotted qualname: vLLM resolves worker extensions differently from logits processors.
+WORKER_EXTENSION = "server.engine.worker_ext.ThinkctlWorkerExtension"
+
+
+def start_engine(engine_args: AsyncEngineArgs) -> tuple[AsyncLLM, EventCollector]:
+    """Create the engine and the collector of its control events.
+
+    Environment set here is inherited by the engine's spawned processes:
+    - VLLM_USE_V2_MODEL_RUNNER=0: GPU builds otherwise pick model runner v2, whose
+      logits-processor API differs from the v1 one that CPU builds (and CI) run; pinning
+      v1 everywhere means what CI tests is what GPUs run.
+    - the control-event channel's address (trace_channel.py).
+    """
+    os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
+    collector = EventCollector()
+    os.environ[ADDR_ENV] = collector.addr
+    processors = list(engine_args.logits_processors or [])
+    if LOGITS_PROCESSOR not in processors:
+        processors.append(LOGITS_PROCESSOR)
+    engine_args = dataclasses.replace(
+        engine_args,
+        logits_processors=processors,
+        worker_extension_cls=WORKER_EXTENSION,
+    )
+    try:
+        engine = AsyncLLM.from_engine_args(
+            engine_args, usage_context=UsageContext.OPENAI_API_SERVER
+        )
+    except BaseException:
+        collector.close()
+        raise
+    return engine, collector

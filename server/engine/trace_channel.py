@@ -1,0 +1,88 @@
+"""Control events from the engine's worker process to the HTTP process.
+
+vLLM's `RequestOutput` has no room for a logits processor's decisions, and the
+processor runs in another process (on CPU, the worker behind the engine core). So the
+processor pushes each `ControlEvent` over a ZeroMQ PUSH socket (pyzmq ships with
+vLLM), tagged with thinkctl's request id; the server binds the PULL end before the
+engine starts and passes its address through the environment, which spawned engine
+processes inherit.
+
+Ordering: an event is sent inside `apply()`, before the token it forces is even
+sampled, while that token still has to travel worker -> engine core -> frontend
+before the server sees it. So by the time the server holds a request's final output
+its events have been sent; `EventCollector.take` drains the socket before answering.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections import defaultdict
+
+import zmq
+
+from server.controllers.stack import ControlEvent
+
+ADDR_ENV = "THINKCTL_TRACE_ADDR"
+
+
+class EventSender:
+    """Worker side. Never blocks the decode loop: when the queue is full, events drop."""
+
+    def __init__(self, addr: str) -> None:
+        self._sock = zmq.Context.instance().socket(zmq.PUSH)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(addr)
+
+    @classmethod
+    def from_env(cls) -> EventSender | None:
+        addr = os.environ.get(ADDR_ENV)
+        return cls(addr) if addr else None
+
+    def send(self, request_id: str, event: ControlEvent) -> None:
+        payload = {
+            "id": request_id,
+            "controller": event.controller,
+            "reason": event.reason,
+            "at": event.at,
+            "tokens": list(event.tokens),
+        }
+        try:
+            self._sock.send(json.dumps(payload).encode(), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+
+class EventCollector:
+    """HTTP side. Used from the event-loop thread only (ZeroMQ sockets are not thread-safe)."""
+
+    def __init__(self) -> None:
+        self.addr = f"ipc://{tempfile.gettempdir()}/thinkctl-trace-{uuid.uuid4().hex}"
+        self._sock = zmq.Context.instance().socket(zmq.PULL)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(self.addr)
+        self._pending: dict[str, list[ControlEvent]] = defaultdict(list)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                raw = self._sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            msg = json.loads(raw)
+            self._pending[msg["id"]].append(
+                ControlEvent(msg["controller"], msg["reason"], msg["at"], tuple(msg["tokens"]))
+            )
+
+    def take(self, request_id: str) -> list[ControlEvent]:
+        """All events of a request received so far; forgets them (call once, at the end)."""
+        self._drain()
+        return self._pending.pop(request_id, [])
+
+    def close(self) -> None:
+        self._sock.close()
+        path = self.addr.removeprefix("ipc://")
+        if os.path.exists(path):
+            os.unlink(path)
