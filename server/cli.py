@@ -1,0 +1,156 @@
+"""The `thinkctl` command.
+
+    thinkctl serve                                   # the embedded default model
+    thinkctl serve --model PATH_OR_HUB_ID [vLLM engine args...]   # or: serve PATH_OR_HUB_ID
+
+Engine arguments are vLLM's own (`--max-model-len`, `--dtype`, `--tensor-parallel-size`,
+`--gpu-memory-utilization`, `--enforce-eager`, ...), parsed by vLLM and passed through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from server import default_model
+from server.config import ServerConfig
+
+# The KV cache reserved on CPU when neither --gpu-memory-utilization nor
+# --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,
+# which fails on any machine where other processes hold memory.
+CPU_KV_CACHE_BYTES = 2 << 30
+
+
+def _add_serve_args(parser: argparse.ArgumentParser) -> None:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    # vLLM's parser rewrites `serve --model X` into the positional form `serve X`.
+    parser.add_argument("model_tag", nargs="?", default=None, help="Model path or hub id.")
+    AsyncEngineArgs.add_cli_args(parser)
+    # None marks "not given", so the embedded model and the CPU memory default apply.
+    parser.set_defaults(model=None, gpu_memory_utilization=None)
+    g = parser.add_argument_group("thinkctl")
+    g.add_argument("--host", default="127.0.0.1")
+    g.add_argument("--port", type=int, default=8000)
+    g.add_argument(
+        "--api-key",
+        default=os.environ.get("THINKCTL_API_KEY"),
+        help="Require this bearer key on /v1 routes (default: $THINKCTL_API_KEY).",
+    )
+    g.add_argument(
+        "--reasoning-field",
+        choices=["reasoning", "reasoning_content"],
+        default="reasoning",
+        help="Response field for thinking text: vLLM's `reasoning` or DeepSeek/SGLang's "
+        "`reasoning_content`.",
+    )
+    g.add_argument("--think-start", default="<think>", help="Start-of-thinking token.")
+    g.add_argument("--think-end", default="</think>", help="End-of-thinking token.")
+    g.add_argument(
+        "--answer-inducer",
+        default="\nFinal Answer:",
+        help="Text forced after the end of thinking when a maximum budget closes it.",
+    )
+    g.add_argument(
+        "--wait-string", default="Wait", help="Text injected below a minimum thinking budget."
+    )
+    g.add_argument("--uvicorn-log-level", default="info", help="uvicorn's log level.")
+
+
+def _resolve_model(model: str | None) -> tuple[str, str]:
+    """(path or hub id to load, name clients use)."""
+    if model is None:
+        return str(default_model.ensure(default_model.PLAIN)), default_model.PLAIN
+    if model in (default_model.PLAIN, default_model.THINK) and not Path(model).exists():
+        return str(default_model.ensure(model)), model
+    return model, model
+
+
+def _engine_args(args: argparse.Namespace):
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.platforms import current_platform
+
+    if args.gpu_memory_utilization is None:
+        if current_platform.is_cpu() and args.kv_cache_memory_bytes is None:
+            args.kv_cache_memory_bytes = CPU_KV_CACHE_BYTES
+        args.gpu_memory_utilization = 0.92  # vLLM's own default
+    return AsyncEngineArgs.from_cli_args(args)
+
+
+def _cannot_start(model: str, exc: Exception) -> SystemExit:
+    hint = ""
+    if not Path(model).exists():
+        hint = (
+            " If the model hub is unreachable from this machine, download the model elsewhere "
+            "and pass its local folder with --model PATH."
+        )
+    reason = str(exc).strip().rstrip(".")
+    return SystemExit(f"thinkctl: could not start the engine for {model!r}: {reason}.{hint}")
+
+
+async def _serve(config: ServerConfig, engine_args) -> None:
+    import uvicorn
+
+    from server.app import create_app
+    from server.deps import AppContext
+    from server.engine.launch import start_engine
+    from server.model_info import ModelInfo
+
+    try:
+        engine, collector = start_engine(engine_args)
+    except Exception as exc:
+        raise _cannot_start(engine_args.model, exc) from exc
+    try:
+        info = ModelInfo.load(config, engine.get_tokenizer(), engine.model_config.max_model_len)
+        app = create_app(AppContext(config, engine, collector, info, int(time.time())))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
+        )
+        await server.serve()
+    finally:
+        engine.shutdown()
+        collector.close()
+
+
+def serve(args: argparse.Namespace) -> None:
+    model, name = _resolve_model(args.model_tag or args.model)
+    args.model = model
+    if not args.served_model_name:
+        args.served_model_name = [name]
+    config = ServerConfig(
+        model_name=args.served_model_name[0],
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        reasoning_field=args.reasoning_field,
+        think_start=args.think_start,
+        think_end=args.think_end,
+        answer_inducer=args.answer_inducer,
+        wait_string=args.wait_string,
+        log_level=args.uvicorn_log_level,
+    )
+    try:
+        engine_args = _engine_args(args)  # vLLM reads the model's config here already
+    except Exception as exc:
+        raise _cannot_start(model, exc) from exc
+    asyncio.run(_serve(config, engine_args))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser(prog="thinkctl", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="Serve a model behind the OpenAI-compatible API.")
+    _add_serve_args(serve_parser)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    if args.command == "serve":
+        serve(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Server configuration: one frozen dataclass, built once from the CLI.
+
+Engine arguments are not here: they are vLLM's own `AsyncEngineArgs`, passed through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# OpenAI's reasoning_effort values -> maximum thinking tokens (None: no cap).
+# A placeholder mapping until per-model effort calibration lands: roughly
+# doubling budgets, with `none` meaning "close thinking at once".
+DEFAULT_EFFORT_BUDGETS: dict[str, int | None] = {
+    "none": 0,
+    "minimal": 64,
+    "low": 256,
+    "medium": 1024,
+    "high": 4096,
+    "xhigh": 16384,
+    "max": None,
+}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_name: str  # the id clients send as `model` and /v1/models lists
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    # vLLM's current field name; DeepSeek and SGLang clients expect "reasoning_content".
+    reasoning_field: Literal["reasoning", "reasoning_content"] = "reasoning"
+    # Think delimiters as token strings; each must be a single token of the tokenizer.
+    think_start: str = "<think>"
+    think_end: str = "</think>"
+    # Forced after the end-of-thinking token when a maximum budget closes thinking (s1).
+    answer_inducer: str = "\nFinal Answer:"
+    # Injected when the model tries to stop thinking below a minimum budget (s1).
+    wait_string: str = "Wait"
+    effort_budgets: dict[str, int | None] = field(
+        default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS)
+    )
+    log_level: str = "info"

@@ -1,0 +1,38 @@
+"""What routes share: the per-app context and the API-key check."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Request
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from server.config import ServerConfig
+from server.engine.trace_channel import EventCollector
+from server.errors import MSG_BAD_KEY, Unauthorized
+from server.model_info import ModelInfo
+
+
+@dataclass(frozen=True)
+class AppContext:
+    config: ServerConfig
+    engine: AsyncLLM
+    collector: EventCollector
+    info: ModelInfo
+    created: int  # start time, reported as the model's `created`
+
+
+def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+def require_api_key(request: Request) -> None:
+    expected = get_ctx(request).config.api_key
+    if not expected:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    # Constant-time comparison: the time taken must not reveal how much of a key matched.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized(MSG_BAD_KEY, None, "invalid_api_key")

@@ -1,0 +1,188 @@
+"""Run one chat request through the engine: n choices, split into reasoning and content.
+
+Each choice is its own engine request (`<id>-<index>`), so that the logits processor's
+control events, which carry that id, belong to exactly one choice. The thinking/answer
+split is made on token ids with the same `PhaseTracker` the controllers use, so
+`reasoning_tokens` and the controllers' notion of "thinking" always agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from vllm import SamplingParams
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from server.controllers.phase import Part, Phase, PhaseTracker, initial_phase
+from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
+from server.controllers.stack import ControlEvent
+from server.engine.trace_channel import EventCollector
+from server.model_info import ModelInfo
+from server.protocol import ControlEventOut, ControlTrace
+
+
+@dataclass
+class ChoiceDelta:
+    index: int
+    reasoning: str = ""
+    content: str = ""
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: str | None = None  # set on the choice's last delta
+
+
+@dataclass
+class _Choice:
+    index: int
+    request_id: str
+    tracker: PhaseTracker | None
+    entered_thinking: bool
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+    trace: ControlTrace | None = None
+
+
+class Generation:
+    def __init__(
+        self,
+        engine: AsyncLLM,
+        collector: EventCollector,
+        info: ModelInfo,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        n: int,
+        request_id: str,
+        spec: ControlSpec | None,
+    ) -> None:
+        self.engine, self.collector, self.info = engine, collector, info
+        self.prompt_ids, self.params, self.spec = prompt_ids, params, spec
+        self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(n)]
+
+    def _new_choice(self, index: int, request_id: str) -> _Choice:
+        delims = self.info.delims
+        if delims is None:
+            return _Choice(index, request_id, None, False)
+        phase = initial_phase(self.prompt_ids, delims)
+        return _Choice(index, request_id, PhaseTracker(delims, phase), phase is Phase.THINKING)
+
+    def _params_for(self, choice: _Choice) -> SamplingParams:
+        extra = dict(self.params.extra_args or {})
+        if self.spec is not None:
+            extra[SPEC_KEY] = self.spec.model_dump(mode="json")
+            extra[ID_KEY] = choice.request_id
+        params = self.params.clone()  # a msgspec struct, not a dataclass
+        if params.seed is not None:
+            params.seed += choice.index  # n choices must not repeat each other
+        params.extra_args = extra or None
+        return params
+
+    async def _pump(self, choice: _Choice, queue: asyncio.Queue) -> None:
+        params = self._params_for(choice)
+        prompt = {"prompt_token_ids": self.prompt_ids}
+        async for out in self.engine.generate(prompt, params, choice.request_id):
+            for comp in out.outputs:
+                await queue.put((choice, list(comp.token_ids), comp.text, comp.finish_reason))
+
+    def _split(self, choice: _Choice, ids: list[int], text: str) -> ChoiceDelta:
+        delta = ChoiceDelta(choice.index, token_ids=ids)
+        if choice.tracker is None:
+            delta.content = text
+            return delta
+        parts = [choice.tracker.feed(t) for t in ids]
+        if Part.DELIMITER not in parts and len(set(parts)) <= 1:
+            # The common case (one token per step): the engine's incremental text is exact.
+            if parts and parts[0] is Part.REASONING:
+                delta.reasoning = text
+            else:
+                delta.content = text
+            return delta
+        # A delta that crosses a delimiter: decode each run of tokens on its own.
+        run: list[int] = []
+        for i, (tok, part) in enumerate(zip(ids, parts, strict=True)):
+            run.append(tok)
+            if i + 1 == len(ids) or parts[i + 1] is not part:
+                if part is not Part.DELIMITER:
+                    piece = self.info.tokenizer.decode(run, skip_special_tokens=True)
+                    if part is Part.REASONING:
+                        delta.reasoning += piece
+                    else:
+                        delta.content += piece
+                run = []
+        return delta
+
+    async def stream(self) -> AsyncIterator[ChoiceDelta]:
+        """Deltas of all choices, interleaved as the engine produces them."""
+        queue: asyncio.Queue = asyncio.Queue()
+        tasks = [asyncio.create_task(self._pump(c, queue)) for c in self.choices]
+        done = asyncio.gather(*tasks)
+        try:
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                finished, _ = await asyncio.wait({get, done}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in finished:
+                    get.cancel()
+                    done.result()  # raise the engine's error, if any
+                    if queue.empty():
+                        return
+                    continue
+                choice, ids, text, finish = get.result()
+                choice.token_ids.extend(ids)
+                delta = self._split(choice, ids, text)
+                if finish is not None:
+                    choice.finish_reason = delta.finish_reason = _openai_finish(finish)
+                    choice.trace = self._trace(choice)
+                yield delta
+        finally:
+            for task in tasks:
+                task.cancel()
+            unfinished = [c.request_id for c in self.choices if c.finish_reason is None]
+            if unfinished:
+                await self.engine.abort(unfinished)
+            for c in self.choices:
+                self.collector.take(c.request_id)  # forget events of aborted choices
+
+    def _trace(self, choice: _Choice) -> ControlTrace:
+        events = self.collector.take(choice.request_id)
+        tracker = choice.tracker
+        n_out = len(choice.token_ids)
+        forced = [_forced_count(e, n_out) for e in events]
+        return ControlTrace(
+            controllers=self.spec.controller_names() if self.spec else [],
+            exit_reason=_exit_reason(choice, events),
+            thinking_tokens=tracker.thinking_tokens if tracker else 0,
+            forced_tokens=sum(forced),
+            events=[
+                ControlEventOut(controller=e.controller, reason=e.reason, at=e.at, forced_tokens=k)
+                for e, k in zip(events, forced, strict=True)
+            ],
+        )
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return sum(c.tracker.thinking_tokens for c in self.choices if c.tracker)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(len(c.token_ids) for c in self.choices)
+
+
+def _openai_finish(reason: str) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+def _forced_count(event: ControlEvent, n_out: int) -> int:
+    """Forced tokens that made it into the output (the request may end mid-sequence)."""
+    return max(0, min(len(event.tokens), n_out - event.at))
+
+
+def _exit_reason(choice: _Choice, events: list[ControlEvent]) -> str:
+    tracker = choice.tracker
+    if tracker is None or not (choice.entered_thinking or tracker.phase is not Phase.BEFORE):
+        return "no_thinking"
+    if tracker.closed_at is not None:
+        for e in events:
+            if e.at == tracker.closed_at and e.tokens and e.tokens[0] == tracker.delims.end:
+                return e.reason
+        return "natural"
+    return "max_tokens" if choice.finish_reason == "length" else "stop"

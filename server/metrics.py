@@ -1,0 +1,26 @@
+"""thinkctl's Prometheus metrics, beside vLLM's own `vllm:*` metrics in the same registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from server.protocol import ControlTrace
+
+REQUESTS = Counter("thinkctl_requests", "Chat completion requests by outcome.", ["status"])
+THINKING_TOKENS = Counter("thinkctl_thinking_tokens", "Tokens generated inside thinking blocks.")
+ANSWER_TOKENS = Counter("thinkctl_answer_tokens", "Tokens generated outside thinking blocks.")
+EXITS = Counter("thinkctl_exits", "How thinking ended, per choice.", ["reason"])
+FORCED_TOKENS = Counter("thinkctl_forced_tokens", "Tokens forced by controllers.", ["controller"])
+LATENCY = Histogram(
+    "thinkctl_request_latency_seconds",
+    "End-to-end latency of finished chat completions.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300),
+)
+
+
+def observe_choice(trace: ControlTrace, completion_tokens: int) -> None:
+    THINKING_TOKENS.inc(trace.thinking_tokens)
+    ANSWER_TOKENS.inc(max(0, completion_tokens - trace.thinking_tokens))
+    EXITS.labels(trace.exit_reason).inc()
+    for event in trace.events:
+        FORCED_TOKENS.labels(event.controller).inc(event.forced_tokens)

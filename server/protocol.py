@@ -1,0 +1,138 @@
+"""Request and response models of the OpenAI-compatible API, and thinkctl's extension.
+
+Field names follow OpenAI's Chat Completions and vLLM's extensions
+(`thinking_token_budget`, `include_reasoning`, `return_token_ids`). thinkctl's own
+controls live in one object, `thinkctl`, which the `openai` SDK sends with
+`extra_body={"thinkctl": {...}}`; the control trace comes back as `choices[i].thinkctl`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+INT64 = 2**63 - 1
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    # Earlier thinking of an assistant turn, under either name clients use.
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False
+
+
+class ThinkctlOptions(BaseModel):
+    """thinkctl's per-request controls (request body field `thinkctl`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_thinking_tokens: int | None = Field(
+        default=None, ge=0, description="Close thinking after this many tokens (budget forcing)."
+    )
+    min_thinking_tokens: int | None = Field(
+        default=None, ge=0, description='Think at least this long; "Wait" replaces early stops.'
+    )
+    answer_inducer: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Text forced after the end of thinking at the maximum.",
+    )
+    wait_string: str | None = Field(
+        default=None, min_length=1, max_length=50, description="Text injected below the minimum."
+    )
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ThinkctlOptions:
+        lo, hi = self.min_thinking_tokens, self.max_thinking_tokens
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("min_thinking_tokens must not exceed max_thinking_tokens")
+        return self
+
+
+class ChatCompletionRequest(BaseModel):
+    # Unknown fields are ignored, as vLLM does, so clients written for other servers work.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = Field(default=None, ge=-INT64 - 1, le=INT64)
+    stop: str | Annotated[list[str], Field(max_length=16)] | None = None
+    n: int = Field(default=1, ge=1, le=16)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    # vLLM's field: maximum thinking tokens, -1 for unlimited.
+    thinking_token_budget: int | None = Field(default=None, ge=-1)
+    include_reasoning: bool = True
+    return_token_ids: bool = False
+    thinkctl: ThinkctlOptions | None = None
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class ControlEventOut(BaseModel):
+    controller: str
+    reason: str
+    at: int = Field(description="Output position where the forced tokens start.")
+    forced_tokens: int
+
+
+class ControlTrace(BaseModel):
+    """What control did to one choice."""
+
+    controllers: list[str]
+    exit_reason: Literal["natural", "budget", "max_tokens", "stop", "no_thinking"]
+    thinking_tokens: int
+    forced_tokens: int
+    events: list[ControlEventOut] = []
+
+
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    completion_tokens_details: CompletionTokensDetails
+
+
+def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning_tokens),
+    ).model_dump()

@@ -1,0 +1,245 @@
+"""POST /v1/chat/completions, streaming (SSE) and not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from vllm import SamplingParams
+from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMError
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from server import metrics
+from server.control import resolve_control
+from server.deps import AppContext, get_ctx, require_api_key
+from server.errors import (
+    APIError,
+    EngineUnavailable,
+    InvalidRequest,
+    NotFound,
+    ServerError,
+    error_body,
+)
+from server.generation import ChoiceDelta, Generation
+from server.prompting import render_prompt
+from server.protocol import ChatCompletionRequest, usage
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+T = TypeVar("T")
+
+
+def _sampling_params(
+    req: ChatCompletionRequest, ctx: AppContext, prompt_len: int
+) -> SamplingParams:
+    room = ctx.info.max_model_len - prompt_len
+    max_tokens = req.max_completion_tokens or req.max_tokens
+    if max_tokens is not None and max_tokens > room:
+        param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+        raise InvalidRequest(
+            f"This model's maximum context length is {ctx.info.max_model_len} tokens; the "
+            f"messages take {prompt_len}, leaving {room} for the completion, but {max_tokens} "
+            "were requested.",
+            param,
+            "context_length_exceeded",
+        )
+    try:
+        return SamplingParams(
+            max_tokens=max_tokens or room,
+            temperature=1.0 if req.temperature is None else req.temperature,
+            top_p=1.0 if req.top_p is None else req.top_p,
+            presence_penalty=req.presence_penalty or 0.0,
+            frequency_penalty=req.frequency_penalty or 0.0,
+            seed=req.seed,
+            stop=req.stop_list(),
+            output_kind=RequestOutputKind.DELTA,
+        )
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+def _prepare(req: ChatCompletionRequest, ctx: AppContext) -> Generation:
+    if req.model != ctx.info.name:
+        raise NotFound(f"The model {req.model!r} does not exist.", "model", "model_not_found")
+    prompt_ids = render_prompt(req, ctx.info)
+    params = _sampling_params(req, ctx, len(prompt_ids))
+    spec = resolve_control(req, ctx.info, ctx.config)
+    request_id = f"chatcmpl-{uuid.uuid4().hex}"
+    return Generation(
+        ctx.engine, ctx.collector, ctx.info, prompt_ids, params, req.n, request_id, spec
+    )
+
+
+# What the engine may raise for one request; anything else is a bug (a 500).
+ENGINE_ERRORS = (VLLMError, ValueError)
+
+
+def _engine_error(exc: Exception) -> APIError:
+    """vLLM's client errors (and bare ValueErrors, its older form) are 4xx; the rest 5xx."""
+    if isinstance(exc, GracefulHTTPError):
+        err = APIError(exc.message, None, None)
+        err.status = int(exc.http_status)
+        return err
+    if isinstance(exc, VLLMClientError | ValueError):
+        return InvalidRequest(str(exc))
+    if isinstance(exc, EngineDeadError):
+        return EngineUnavailable("The engine is not running.", None, "engine_dead")
+    return ServerError("Generation failed inside the engine.", None, "engine_error")
+
+
+async def _until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
+    """Run `work`; cancel it (which aborts its engine requests) if the client goes away."""
+    task = asyncio.ensure_future(work)
+
+    async def wait_disconnect() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(wait_disconnect())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the server itself is cancelling this handler
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
+    ctx = get_ctx(request)
+    gen = _prepare(req, ctx)
+    created = int(time.time())
+    head = {
+        "id": gen.choices[0].request_id.rsplit("-", 1)[0],
+        "created": created,
+        "model": ctx.info.name,
+    }
+    field = ctx.config.reasoning_field
+    if req.stream:
+        return StreamingResponse(_sse(gen, req, head, field), media_type="text/event-stream")
+    started = time.monotonic()
+    try:
+        body = await _until_disconnect(request, _collect(gen, req, head, field))
+    except ENGINE_ERRORS as exc:
+        metrics.REQUESTS.labels("error").inc()
+        raise _engine_error(exc) from exc
+    if body is None:
+        metrics.REQUESTS.labels("aborted").inc()
+        return Response(status_code=499)
+    metrics.REQUESTS.labels("ok").inc()
+    metrics.LATENCY.observe(time.monotonic() - started)
+    return JSONResponse(body)
+
+
+async def _collect(gen: Generation, req: ChatCompletionRequest, head: dict, field: str) -> dict:
+    parts: dict[int, dict[str, list[str]]] = {c.index: {"r": [], "c": []} for c in gen.choices}
+    async for d in gen.stream():
+        parts[d.index]["r"].append(d.reasoning)
+        parts[d.index]["c"].append(d.content)
+    choices = []
+    for c in gen.choices:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(parts[c.index]["c"])}
+        if c.tracker is not None and req.include_reasoning:
+            message[field] = "".join(parts[c.index]["r"])
+        choice: dict[str, Any] = {
+            "index": c.index,
+            "message": message,
+            "finish_reason": c.finish_reason,
+            "logprobs": None,
+            "thinkctl": c.trace.model_dump() if c.trace else None,
+        }
+        if req.return_token_ids:
+            choice["token_ids"] = c.token_ids
+        if c.trace:
+            metrics.observe_choice(c.trace, len(c.token_ids))
+        choices.append(choice)
+    body = {**head, "object": "chat.completion", "choices": choices}
+    body["usage"] = usage(len(gen.prompt_ids), gen.completion_tokens, gen.reasoning_tokens)
+    if req.return_token_ids:
+        body["prompt_token_ids"] = gen.prompt_ids
+    return body
+
+
+def _sse_data(obj: dict) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+async def _sse(
+    gen: Generation, req: ChatCompletionRequest, head: dict, field: str
+) -> AsyncIterator[str]:
+    base = {**head, "object": "chat.completion.chunk"}
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    started = time.monotonic()
+
+    def chunk(choice: dict, **extra: Any) -> str:
+        obj = {**base, "choices": [choice], **extra}
+        if include_usage:
+            obj["usage"] = None  # OpenAI: null on every chunk but the last
+        return _sse_data(obj)
+
+    for c in gen.choices:  # the role comes first, once per choice, as OpenAI sends it
+        yield chunk(
+            {
+                "index": c.index,
+                "delta": {"role": "assistant", "content": ""},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        )
+    try:
+        async for d in gen.stream():
+            if d.reasoning or d.content or d.finish_reason is not None or req.return_token_ids:
+                yield from_delta(d, gen, req, field, chunk)  # a delimiter alone sends nothing
+    except ENGINE_ERRORS as exc:
+        metrics.REQUESTS.labels("error").inc()
+        err = _engine_error(exc)
+        yield _sse_data(error_body(err.message, err.type, err.param, err.code))
+        yield "data: [DONE]\n\n"
+        return
+    except asyncio.CancelledError:
+        metrics.REQUESTS.labels("aborted").inc()
+        raise
+    metrics.REQUESTS.labels("ok").inc()
+    metrics.LATENCY.observe(time.monotonic() - started)
+    if include_usage:
+        u = usage(len(gen.prompt_ids), gen.completion_tokens, gen.reasoning_tokens)
+        yield _sse_data({**base, "choices": [], "usage": u})
+    yield "data: [DONE]\n\n"
+
+
+def from_delta(
+    d: ChoiceDelta, gen: Generation, req: ChatCompletionRequest, field: str, chunk
+) -> str:
+    delta: dict[str, Any] = {}
+    if d.reasoning and req.include_reasoning:
+        delta[field] = d.reasoning
+    if d.content:
+        delta["content"] = d.content
+    choice: dict[str, Any] = {
+        "index": d.index,
+        "delta": delta,
+        "logprobs": None,
+        "finish_reason": d.finish_reason,
+    }
+    if req.return_token_ids:
+        choice["token_ids"] = d.token_ids
+    if d.finish_reason is not None:
+        trace = gen.choices[d.index].trace
+        choice["thinkctl"] = trace.model_dump() if trace else None
+        if trace:
+            metrics.observe_choice(trace, len(gen.choices[d.index].token_ids))
+    return chunk(choice)

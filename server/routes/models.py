@@ -1,0 +1,29 @@
+"""GET /v1/models: the one served model, with what thinkctl knows about its thinking."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from server.deps import get_ctx, require_api_key
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict:
+    ctx = get_ctx(request)
+    info, cfg = ctx.info, ctx.config
+    delims = info.delims
+    card = {
+        "id": info.name,
+        "object": "model",
+        "created": ctx.created,
+        "owned_by": "thinkctl",
+        "max_model_len": info.max_model_len,
+        "thinkctl": {
+            "thinks": delims is not None,
+            "think_delimiters": [cfg.think_start, cfg.think_end] if delims else None,
+            "effort_budgets": cfg.effort_budgets,
+        },
+    }
+    return {"object": "list", "data": [card]}

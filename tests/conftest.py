@@ -1,0 +1,114 @@
+"""One real thinkctl server (real vLLM engine on CPU, real HTTP on 127.0.0.1) per session.
+
+The engine takes ~30-60 s to start on 2 cores, so every server test shares it. It serves
+the embedded `smollm2-135m-think` model (SmolLM2 with `<think>`/`</think>` tokens and
+a template that opens thinking), which never closes thinking by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+API_KEY = "test-key"
+MODEL = "smollm2-135m-think"
+START_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str  # http://127.0.0.1:PORT
+    log: Path
+
+    def metric(self, name: str) -> float:
+        """Sum of a Prometheus metric's samples, e.g. vllm:num_requests_running."""
+        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + "{") or line.startswith(name + " ")
+        ]
+        assert values, f"metric {name} not exported"
+        return sum(values)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    cmd = [
+        sys.executable, "-m", "server.cli", "serve",
+        "--model", MODEL,
+        "--port", str(port),
+        "--api-key", API_KEY,
+        "--max-model-len", "1024",
+        # A small step budget makes long prompts go through chunked prefill, the
+        # condition of the CPU seed hazard (tests/server/test_seed.py).
+        "--max-num-batched-tokens", "256",
+        "--kv-cache-memory-bytes", str(1 << 30),
+        "--enforce-eager",  # starts in about half the time of a compiled engine
+        "--uvicorn-log-level", "warning",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"thinkctl serve exited with {proc.returncode}:\n{log.read_text()[-5000:]}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"thinkctl serve did not become healthy:\n{log.read_text()[-5000:]}")
+        time.sleep(1)
+    yield Server(base_url, log)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def client(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0,
+                         timeout=120)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def aclient(server: Server) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0,
+                              timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from server import default_model
+
+    return AutoTokenizer.from_pretrained(default_model.ensure(MODEL))

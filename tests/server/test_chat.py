@@ -1,0 +1,95 @@
+"""Chat completions through the official openai client, against the real server."""
+
+import httpx
+
+from tests.conftest import MODEL
+
+QUESTION = [{"role": "user", "content": "What is 2+3?"}]
+
+
+def count_reasoning(tokenizer, prompt_ids: list[int], output_ids: list[int]) -> int:
+    """Thinking tokens, counted independently of the server's own tracker."""
+    start, end = tokenizer.convert_tokens_to_ids(["<think>", "</think>"])
+    assert start in prompt_ids  # the template opened thinking
+    return output_ids.index(end) if end in output_ids else len(output_ids)
+
+
+def test_models_lists_the_served_model(client):
+    models = client.models.list().data
+    assert [m.id for m in models] == [MODEL]
+    extra = models[0].model_extra
+    assert extra["max_model_len"] == 1024
+    assert extra["thinkctl"]["thinks"] is True
+    assert extra["thinkctl"]["effort_budgets"]["none"] == 0
+
+
+def test_health_needs_no_key_and_metrics_are_prometheus(server):
+    assert httpx.get(f"{server.base_url}/health").status_code == 200
+    assert server.metric("vllm:num_requests_running") >= 0
+    assert "thinkctl_requests_total" in httpx.get(f"{server.base_url}/metrics").text
+
+
+def test_non_streaming_splits_reasoning_and_usage_matches_token_ids(client, tokenizer):
+    r = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, max_tokens=40, temperature=0,
+        extra_body={"return_token_ids": True, "thinkctl": {"max_thinking_tokens": 10}},
+    )  # fmt: skip
+    choice = r.choices[0]
+    out_ids, prompt_ids = choice.model_extra["token_ids"], r.model_extra["prompt_token_ids"]
+    assert r.usage.completion_tokens == len(out_ids)
+    assert r.usage.prompt_tokens == len(prompt_ids)
+    assert r.usage.total_tokens == len(out_ids) + len(prompt_ids)
+    reasoning_tokens = count_reasoning(tokenizer, prompt_ids, out_ids)
+    assert r.usage.completion_tokens_details.reasoning_tokens == reasoning_tokens == 10
+    reasoning = choice.message.model_extra["reasoning"]
+    assert reasoning == tokenizer.decode(out_ids[:reasoning_tokens], skip_special_tokens=True)
+    assert "</think>" not in reasoning + choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+
+
+def test_streaming_gives_the_same_text_and_a_final_usage_chunk(client):
+    kwargs = dict(model=MODEL, messages=QUESTION, max_tokens=40, temperature=0,
+                  extra_body={"thinkctl": {"max_thinking_tokens": 12}})  # fmt: skip
+    whole = client.chat.completions.create(**kwargs)
+    chunks = list(
+        client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    reasoning = "".join(
+        c.choices[0].delta.model_extra.get("reasoning") or "" for c in chunks if c.choices
+    )
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert reasoning == whole.choices[0].message.model_extra["reasoning"]
+    assert content == whole.choices[0].message.content
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1
+    assert finals[0].choices[0].model_extra["thinkctl"] == whole.choices[0].model_extra["thinkctl"]
+    assert chunks[-1].choices == [] and chunks[-1].usage == whole.usage
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_n_choices_with_seed_are_indexed_and_reproducible(client):
+    kwargs = dict(model=MODEL, messages=QUESTION, max_tokens=16, temperature=1.0, n=2, seed=7,
+                  extra_body={"return_token_ids": True})  # fmt: skip
+    a = client.chat.completions.create(**kwargs)
+    b = client.chat.completions.create(**kwargs)
+    assert [c.index for c in a.choices] == [0, 1]
+    ids = [c.model_extra["token_ids"] for c in a.choices]
+    assert ids == [c.model_extra["token_ids"] for c in b.choices]
+    assert a.usage.completion_tokens == sum(map(len, ids))
+
+
+def test_stop_strings_and_earlier_reasoning_in_messages_are_accepted(client):
+    history = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."},
+        {"role": "assistant", "content": "Hello again!", "reasoning": "Still a greeting."},
+        {"role": "user", "content": [{"type": "text", "text": "What is 2+3?"}]},
+    ]
+    r = client.chat.completions.create(
+        model=MODEL, messages=history, max_tokens=30, temperature=0, stop=["?"],
+        extra_body={"thinkctl": {"max_thinking_tokens": 20}},
+    )  # fmt: skip
+    assert "?" not in r.choices[0].message.model_extra["reasoning"]
