@@ -1,0 +1,66 @@
+"""Forced exits: what would the model answer if thinking stopped right here?
+
+The trace is cut just before a cue word, the end-of-thinking token and an answer inducer
+are appended, and a short greedy answer is decoded and checked. This labels cue events
+for LYNX probes (y = 1 if the forced answer is correct) and measures the testbed's
+overthinking and self-correction; both use this one routine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ForcedExit:
+    trace: int  # index of the trace it came from
+    position: int  # output tokens kept: the cue was the token at this index
+    prompt_ids: tuple[int, ...]  # prompt + kept output + end of thinking + inducer
+
+
+def cue_positions(output_ids: Sequence[int], cue_ids: Iterable[int], end_id: int) -> list[int]:
+    """Indices of cue tokens inside the thinking block of one output."""
+    cues = set(cue_ids)
+    out = []
+    for i, tok in enumerate(output_ids):
+        if tok == end_id:
+            break
+        if tok in cues:
+            out.append(i)
+    return out
+
+
+def forced_exits(
+    prompts: Sequence[Sequence[int]],
+    outputs: Sequence[Sequence[int]],
+    cue_ids: Iterable[int],
+    close_ids: Sequence[int],
+) -> list[ForcedExit]:
+    """One forced exit per cue event of every trace. close_ids: end of thinking + inducer."""
+    cue_ids = set(cue_ids)
+    exits = []
+    for t, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
+        for pos in cue_positions(output, cue_ids, close_ids[0]):
+            exits.append(ForcedExit(t, pos, (*prompt, *output[:pos], *close_ids)))
+    return exits
+
+
+def answer_forced_exits(llm, exits: Sequence[ForcedExit], max_tokens: int = 8) -> list[list[int]]:
+    """Greedy answers (token ids) of a vLLM `LLM` to each forced exit, in one batch."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+    prompts = [TokensPrompt(prompt_token_ids=list(e.prompt_ids)) for e in exits]
+    outs = llm.generate(prompts, params, use_tqdm=False) if prompts else []
+    return [list(o.outputs[0].token_ids) for o in outs]
+
+
+def label_exits(
+    exits: Sequence[ForcedExit],
+    answers: Sequence[str],
+    check: Callable[[int, str], bool | None],
+) -> list[bool | None]:
+    """check(trace index, answer text) -> True/False, or None when the answer is malformed."""
+    return [check(e.trace, a) for e, a in zip(exits, answers, strict=True)]
