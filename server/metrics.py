@@ -7,6 +7,8 @@ from prometheus_client import Counter, Histogram
 from server.protocol import ControlTrace
 
 REQUESTS = Counter("thinkctl_requests", "Chat completion requests by outcome.", ["status"])
+for _status in ("ok", "error", "aborted"):  # export zeros, so rates work from the start
+    REQUESTS.labels(_status)
 THINKING_TOKENS = Counter("thinkctl_thinking_tokens", "Tokens generated inside thinking blocks.")
 ANSWER_TOKENS = Counter("thinkctl_answer_tokens", "Tokens generated outside thinking blocks.")
 EXITS = Counter("thinkctl_exits", "How thinking ended, per choice.", ["reason"])

@@ -1,8 +1,8 @@
 """One real thinkctl server (real vLLM engine on CPU, real HTTP on 127.0.0.1) per session.
 
-The engine takes ~30-60 s to start on 2 cores, so every server test shares it. It serves
-the embedded `smollm2-135m-think` model (SmolLM2 with `<think>`/`</think>` tokens and
-a template that opens thinking), which never closes thinking by itself.
+The engine takes ~30 s to start on 2 cores, so every server test shares it. It serves the
+testbed reasoning model (testbed/model): it thinks in chain-arithmetic traces, re-checks
+after cue words, closes thinking itself and answers `\\boxed{ d }`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import openai
 import pytest
 
 API_KEY = "test-key"
-MODEL = "smollm2-135m-think"
+MODEL = "testbed"
 START_TIMEOUT_S = 600
 
 
@@ -58,10 +58,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--model", MODEL,
         "--port", str(port),
         "--api-key", API_KEY,
-        "--max-model-len", "1024",
-        # A small step budget makes long prompts go through chunked prefill, the
-        # condition of the CPU seed hazard (tests/server/test_seed.py).
-        "--max-num-batched-tokens", "256",
+        # A small step budget puts every prompt (30-40 tokens) through chunked prefill,
+        # the condition of the CPU seed hazard (tests/server/test_seed.py).
+        "--max-num-batched-tokens", "32",
+        "--max-num-seqs", "32",
         "--kv-cache-memory-bytes", str(1 << 30),
         "--enforce-eager",  # starts in about half the time of a compiled engine
         "--uvicorn-log-level", "warning",
@@ -109,6 +109,14 @@ def aclient(server: Server) -> openai.AsyncOpenAI:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from server import default_model
+    from server import embedded
 
-    return AutoTokenizer.from_pretrained(default_model.ensure(MODEL))
+    return AutoTokenizer.from_pretrained(embedded.ensure(MODEL))
+
+
+def problem_prompt(difficulty: int = 1, index: int = 0) -> str:
+    """A held-out testbed problem of the given difficulty."""
+    from testbed import tasks
+
+    problems = [p for p in tasks.held_out("test") if p.difficulty == difficulty]
+    return problems[index].prompt()

@@ -2,12 +2,12 @@
 
 from transformers import AutoTokenizer
 
-from server import default_model
+from server import embedded
 
 
 def test_think_variant_has_single_token_delimiters_and_leaves_the_plain_model_alone():
-    think = AutoTokenizer.from_pretrained(default_model.ensure(default_model.THINK))
-    plain = AutoTokenizer.from_pretrained(default_model.ensure(default_model.PLAIN))
+    think = AutoTokenizer.from_pretrained(embedded.ensure(embedded.THINK))
+    plain = AutoTokenizer.from_pretrained(embedded.ensure(embedded.PLAIN))
     start, end = (think.encode(t, add_special_tokens=False) for t in ("<think>", "</think>"))
     assert len(start) == 1 and len(end) == 1
     assert len(plain.encode("<think>", add_special_tokens=False)) > 1

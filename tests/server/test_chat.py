@@ -2,9 +2,9 @@
 
 import httpx
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, problem_prompt
 
-QUESTION = [{"role": "user", "content": "What is 2+3?"}]
+QUESTION = [{"role": "user", "content": problem_prompt(difficulty=2)}]
 
 
 def count_reasoning(tokenizer, prompt_ids: list[int], output_ids: list[int]) -> int:
@@ -18,7 +18,7 @@ def test_models_lists_the_served_model(client):
     models = client.models.list().data
     assert [m.id for m in models] == [MODEL]
     extra = models[0].model_extra
-    assert extra["max_model_len"] == 1024
+    assert extra["max_model_len"] == 512  # the testbed's own context
     assert extra["thinkctl"]["thinks"] is True
     assert extra["thinkctl"]["effort_budgets"]["none"] == 0
 
@@ -42,7 +42,9 @@ def test_non_streaming_splits_reasoning_and_usage_matches_token_ids(client, toke
     reasoning_tokens = count_reasoning(tokenizer, prompt_ids, out_ids)
     assert r.usage.completion_tokens_details.reasoning_tokens == reasoning_tokens == 10
     reasoning = choice.message.model_extra["reasoning"]
-    assert reasoning == tokenizer.decode(out_ids[:reasoning_tokens], skip_special_tokens=True)
+    # The engine decodes in context, so a word-level tokenizer puts a space before the first word.
+    decoded = tokenizer.decode(out_ids[:reasoning_tokens], skip_special_tokens=True)
+    assert reasoning.strip() == decoded.strip()
     assert "</think>" not in reasoning + choice.message.content
     assert choice.finish_reason in ("stop", "length")
 
@@ -83,13 +85,14 @@ def test_n_choices_with_seed_are_indexed_and_reproducible(client):
 
 def test_stop_strings_and_earlier_reasoning_in_messages_are_accepted(client):
     history = [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."},
-        {"role": "assistant", "content": "Hello again!", "reasoning": "Still a greeting."},
-        {"role": "user", "content": [{"type": "text", "text": "What is 2+3?"}]},
+        {"role": "user", "content": "compute 1 ; A + 1"},
+        {"role": "assistant", "content": "\\boxed{ 2 }", "reasoning_content": "A : 1 + 1 = 2 ."},
+        {"role": "assistant", "content": "\\boxed{ 2 }", "reasoning": "A : 1 + 1 = 2 ."},
+        {"role": "user", "content": [{"type": "text", "text": problem_prompt()}]},
     ]
     r = client.chat.completions.create(
-        model=MODEL, messages=history, max_tokens=30, temperature=0, stop=["?"],
-        extra_body={"thinkctl": {"max_thinking_tokens": 20}},
+        model=MODEL, messages=history, max_tokens=100, temperature=0, stop=["answer"],
     )  # fmt: skip
-    assert "?" not in r.choices[0].message.model_extra["reasoning"]
+    reasoning = r.choices[0].message.model_extra["reasoning"]
+    assert r.choices[0].finish_reason == "stop" and "answer" not in reasoning
+    assert reasoning.rstrip().endswith("so")  # cut right before the stop string
