@@ -22,6 +22,7 @@ import openai
 import pytest
 
 API_KEY = "test-key"
+ENV_API_KEY = "env-key"
 MODEL = "testbed"
 START_TIMEOUT_S = 600
 
@@ -49,15 +50,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def _start_server(
+    log: Path, extra_args: list[str], env: dict[str, str]
+) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
     cmd = [
         sys.executable, "-m", "server.cli", "serve",
         "--model", MODEL,
         "--port", str(port),
-        "--api-key", API_KEY,
         # A small step budget puts every prompt (30-40 tokens) through chunked prefill,
         # the condition of the CPU seed hazard (tests/server/test_seed.py).
         "--max-num-batched-tokens", "32",
@@ -65,8 +65,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--kv-cache-memory-bytes", str(1 << 30),
         "--enforce-eager",  # starts in about half the time of a compiled engine
         "--uvicorn-log-level", "warning",
+        *extra_args,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # fmt: skip
@@ -77,20 +78,41 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pytest.fail(f"thinkctl serve exited with {proc.returncode}:\n{log.read_text()[-5000:]}")
         try:
             if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                break
+                return proc, base_url
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"thinkctl serve did not become healthy:\n{log.read_text()[-5000:]}")
         time.sleep(1)
-    yield Server(base_url, log)
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    proc, base_url = _start_server(log, ["--api-key", API_KEY], {})
+    yield Server(base_url, log)
+    _stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def deepseek_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second server: DeepSeek's `reasoning_content` field, API key from the environment."""
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    proc, base_url = _start_server(
+        log, ["--reasoning-field", "reasoning_content"], {"THINKCTL_API_KEY": ENV_API_KEY}
+    )
+    yield Server(base_url, log)
+    _stop_server(proc)
 
 
 @pytest.fixture(scope="session")

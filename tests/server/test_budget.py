@@ -60,6 +60,15 @@ def test_minimum_injects_wait_then_the_maximum_closes(client, tokenizer):
     assert_closed_with_answer(r, tokenizer, floor)
 
 
+@pytest.mark.parametrize("effort", ["none", "minimal", "low", "medium", "high", "xhigh", "max"])
+def test_every_openai_reasoning_effort_is_accepted_and_caps_thinking(client, effort):
+    budget = client.models.list().data[0].model_extra["thinkctl"]["effort_budgets"][effort]
+    r = create(client, reasoning_effort=effort)
+    trace = r.choices[0].model_extra["thinkctl"]
+    assert budget is None or trace["thinking_tokens"] <= budget
+    assert trace["controllers"] == ([] if budget is None else ["budget"])
+
+
 def test_reasoning_effort_none_answers_without_thinking(client, tokenizer):
     r = create(client, reasoning_effort="none")
     assert_closed_with_answer(r, tokenizer, 0)
