@@ -2,13 +2,14 @@
 
 Sources of a maximum thinking budget, in order of precedence (a conflict is a 400):
 `thinkctl.max_thinking_tokens`, vLLM's `thinking_token_budget` (its alias), then
-`reasoning_effort` through the server's effort table.
+`reasoning_effort` through the server's effort table. `thinkctl.ts` and `thinkctl.top_h`
+add those controllers; all of them compose in one request.
 """
 
 from __future__ import annotations
 
 from server.config import ServerConfig
-from server.controllers.spec import BudgetSpec, ControlSpec
+from server.controllers.spec import BudgetSpec, ControlSpec, TopHSpec, TSSpec
 from server.errors import InvalidRequest
 from server.model_info import ModelInfo
 from server.protocol import ChatCompletionRequest
@@ -42,26 +43,32 @@ def resolve_control(
             f"({max_think}).",
             "thinkctl.min_thinking_tokens",
         )
-    if max_think is None and not min_think:
+    wants_budget = max_think is not None or min_think > 0
+    ts = TSSpec(**opts.ts.model_dump()) if opts and opts.ts else None
+    top_h = TopHSpec(**opts.top_h.model_dump()) if opts and opts.top_h else None
+    if not (wants_budget or ts or top_h):
         return None
     if info.delims is None:
         if req.reasoning_effort is not None and opts is None and req.thinking_token_budget is None:
             return None  # effort is a hint; on a model that does not think it is moot
         raise InvalidRequest(
             f"Model {info.name!r} has no single-token think delimiters "
-            f"({config.think_start!r}/{config.think_end!r}); thinking budgets need them.",
+            f"({config.think_start!r}/{config.think_end!r}); thinkctl's controls need them.",
             "thinkctl",
         )
-    inducer = (
-        opts.answer_inducer if opts and opts.answer_inducer is not None else config.answer_inducer
-    )
-    wait = opts.wait_string if opts and opts.wait_string is not None else config.wait_string
     end = info.delims.end
-    budget = BudgetSpec(
-        max=max_think,
-        min=min_think,
-        close=[end, *info.encode(inducer)],
-        wait=info.encode(wait),
-        stop=sorted({end, *info.eos_ids}),
-    )
-    return ControlSpec(think=(info.delims.start, end), budget=budget)
+    budget = None
+    if wants_budget:
+        inducer, wait = config.answer_inducer, config.wait_string
+        if opts and opts.answer_inducer is not None:
+            inducer = opts.answer_inducer  # may be "" for a bare close
+        if opts and opts.wait_string is not None:
+            wait = opts.wait_string
+        budget = BudgetSpec(
+            max=max_think,
+            min=min_think,
+            close=[end, *info.encode(inducer)],
+            wait=info.encode(wait),
+            stop=sorted({end, *info.eos_ids}),
+        )
+    return ControlSpec(think=(info.delims.start, end), budget=budget, ts=ts, top_h=top_h)

@@ -181,8 +181,8 @@ def _exit_reason(choice: _Choice, events: list[ControlEvent]) -> str:
     if tracker is None or not (choice.entered_thinking or tracker.phase is not Phase.BEFORE):
         return "no_thinking"
     if tracker.closed_at is not None:
-        for e in events:
-            if e.at == tracker.closed_at and e.tokens and e.tokens[0] == tracker.delims.end:
+        for e in events:  # a forced close, or a soft controller's shift that the model took
+            if e.at == tracker.closed_at and (not e.tokens or e.tokens[0] == tracker.delims.end):
                 return e.reason
         return "natural"
     return "max_tokens" if choice.finish_reason == "length" else "stop"

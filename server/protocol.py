@@ -42,11 +42,33 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class TSOptions(BaseModel):
+    """Scale the end-of-thinking token's probability while thinking."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strength: float = Field(
+        gt=0, le=1e6, description="s in z_end += log s (> 1 stops earlier), or T in z_end / T."
+    )
+    form: Literal["log_odds", "temperature"] = "log_odds"
+
+
+class TopHOptions(BaseModel):
+    """Entropy-bounded truncation: keep the top tokens while H(q) <= alpha * H(p)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(default=0.4, gt=0, le=1)
+    phase: Literal["thinking", "answer", "both"] = "thinking"
+
+
 class ThinkctlOptions(BaseModel):
     """thinkctl's per-request controls (request body field `thinkctl`)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    ts: TSOptions | None = None
+    top_h: TopHOptions | None = None
     max_thinking_tokens: int | None = Field(
         default=None, ge=0, description="Close thinking after this many tokens (budget forcing)."
     )
@@ -112,7 +134,7 @@ class ControlTrace(BaseModel):
     """What control did to one choice."""
 
     controllers: list[str]
-    exit_reason: Literal["natural", "budget", "max_tokens", "stop", "no_thinking"]
+    exit_reason: Literal["natural", "budget", "ts", "max_tokens", "stop", "no_thinking"]
     thinking_tokens: int
     forced_tokens: int
     events: list[ControlEventOut] = []

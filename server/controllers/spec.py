@@ -9,12 +9,16 @@ model: in the frontend by the logits processor's `validate_params` (a bad spec i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from server.controllers.base import Controller
 from server.controllers.budget import BudgetController, BudgetParams
-from server.controllers.phase import Delimiters
+from server.controllers.phase import Delimiters, Phase
 from server.controllers.stack import ControlStack
+from server.controllers.top_h import DEFAULT_ALPHA
+from server.controllers.ts import TSController, TSParams
 
 SPEC_KEY = "thinkctl"
 # Key of the request id in extra_args: the worker tags control events with it.
@@ -45,17 +49,47 @@ class BudgetSpec(BaseModel):
         )
 
 
+class TSSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strength: float = Field(gt=0, le=1e6)
+    form: Literal["log_odds", "temperature"] = "log_odds"
+
+
+class TopHSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, le=1)
+    phase: Literal["thinking", "answer", "both"] = "thinking"
+
+    def applies(self, phase: Phase) -> bool:
+        """Whether the next token, sampled in `phase`, is truncated."""
+        if self.phase == "both":
+            return True
+        return (phase is Phase.THINKING) == (self.phase == "thinking")
+
+
 class ControlSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     think: tuple[int, int]  # (start, end) delimiter ids
     budget: BudgetSpec | None = None
+    ts: TSSpec | None = None
+    top_h: TopHSpec | None = None  # runs in its own, argmax-invariant logits processor
+
+    @property
+    def has_step_controllers(self) -> bool:
+        return self.budget is not None or self.ts is not None
 
     def controller_names(self) -> list[str]:
-        return ["budget"] if self.budget is not None else []
+        return [name for name in ("budget", "ts", "top_h") if getattr(self, name) is not None]
 
     def build(self, prompt_ids: Sequence[int] = ()) -> ControlStack:
-        controllers = []
+        """The stack of step controllers, in precedence order (top-H is not among them)."""
+        controllers: list[Controller] = []
         if self.budget is not None:
             controllers.append(BudgetController(self.budget.params()))
+        if self.ts is not None:
+            ts = TSParams(self.think[1], self.ts.strength, self.ts.form)
+            controllers.append(TSController(ts))
         return ControlStack(controllers, Delimiters(*self.think), prompt_ids)

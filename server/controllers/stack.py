@@ -11,6 +11,10 @@ Idempotence: the position inside a forced sequence is derived from the number of
 output tokens, never from a queue that is popped, so seeing the same step twice (a
 discarded chunked-prefill sample, or a preempted request that is re-added) emits the
 same token again rather than skipping one.
+
+Events: a forced sequence is an event when it starts. A soft controller (one that only
+shifts logits) gets an event, with no forced tokens, when the token it boosted at a step
+turns out to be the end of thinking: it acted on the exit, though it did not force it.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class ControlStack:
         self.tracker = PhaseTracker(delims, initial_phase(prompt_ids, delims))
         self._forced: tuple[int, ...] = ()
         self._forced_from = 0
+        # (position, {token: (controller, reason)}) of the last step that shifted logits.
+        self._shifted: tuple[int, dict[int, tuple[str, str]]] = (-1, {})
         self.events: list[ControlEvent] = []
 
     def step(self, output_ids: Sequence[int], logits: torch.Tensor) -> Action:
@@ -52,12 +58,14 @@ class ControlStack:
         n = len(output_ids)
         if n > self.tracker.consumed:
             self.tracker.feed_all(output_ids[self.tracker.consumed : n])
+            self._note_soft_exit(output_ids)
         if self._forced_from <= n < self._forced_from + len(self._forced):
             return Action(force=(self._forced[n - self._forced_from],))
         view = StepView(n, self.tracker.phase, self.tracker.thinking_tokens, logits)
         force: Action | None = None
         bans: set[int] = set()
         shifts: dict[int, float] = {}
+        shifted_by: dict[int, tuple[str, str]] = {}
         for controller in self.controllers:
             action = controller.decide(view)
             if action.is_empty:
@@ -68,12 +76,23 @@ class ControlStack:
             bans |= action.ban
             for tok, delta in action.shift:
                 shifts[tok] = shifts.get(tok, 0.0) + delta
+                shifted_by.setdefault(tok, (controller.name, action.reason))
+        # Only a boost can cause an exit; a token pushed down that still won is the model's.
+        self._shifted = (n, {t: who for t, who in shifted_by.items() if shifts[t] > 0})
         if force is not None:
             self._forced, self._forced_from = force.force, n
             return Action(force=force.force[:1], reason=force.reason)
         if not bans and not shifts:
             return LEAVE
         return Action(ban=frozenset(bans), shift=tuple(shifts.items()))
+
+    def _note_soft_exit(self, output_ids: Sequence[int]) -> None:
+        at, shifted_by = self._shifted
+        closed = self.tracker.closed_at
+        if closed is not None and closed == at and output_ids[at] in shifted_by:
+            name, reason = shifted_by[output_ids[at]]
+            self.events.append(ControlEvent(name, reason, at, ()))
+            self._shifted = (-1, {})
 
 
 def apply_action(action: Action, row: torch.Tensor) -> None:

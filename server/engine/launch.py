@@ -11,7 +11,10 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from server.engine.trace_channel import ADDR_ENV, EventCollector
 
-LOGITS_PROCESSOR = "server.engine.logits_processor:ThinkctlLogitsProcessor"
+LOGITS_PROCESSORS = (
+    "server.engine.logits_processor:ThinkctlLogitsProcessor",
+    "server.engine.logits_processor:ThinkctlTopHProcessor",
+)
 # A dotted qualname: vLLM resolves worker extensions differently from logits processors.
 WORKER_EXTENSION = "server.engine.worker_ext.ThinkctlWorkerExtension"
 
@@ -29,8 +32,7 @@ def start_engine(engine_args: AsyncEngineArgs) -> tuple[AsyncLLM, EventCollector
     collector = EventCollector()
     os.environ[ADDR_ENV] = collector.addr
     processors = list(engine_args.logits_processors or [])
-    if LOGITS_PROCESSOR not in processors:
-        processors.append(LOGITS_PROCESSOR)
+    processors += [p for p in LOGITS_PROCESSORS if p not in processors]
     engine_args = dataclasses.replace(
         engine_args,
         logits_processors=processors,

@@ -1,9 +1,14 @@
-"""The adapter from thinkctl's controllers to vLLM's v1 logits-processor API.
+"""The adapters from thinkctl's controllers to vLLM's v1 logits-processor API.
 
 This is the only module that implements `vllm.v1.sample.logits_processor.LogitsProcessor`.
-It holds one `ControlStack` per batch row, advances it inside `apply()` (where output
-ids are final; with async scheduling `update_state` may still see a placeholder) and
-writes the stack's action into that row's logits.
+Two processors, because vLLM asks each whether it can change the argmax, once for all
+its requests:
+- `ThinkctlLogitsProcessor` (not argmax-invariant: runs before temperature, also for
+  greedy batches) holds one `ControlStack` per batch row, advances it inside `apply()`
+  (where output ids are final; with async scheduling `update_state` may still see a
+  placeholder) and writes the stack's action (force, ban, shift) into that row.
+- `ThinkctlTopHProcessor` (argmax-invariant: runs after temperature, skipped for greedy
+  batches) truncates rows with top-H in the phases the request asked for.
 
 thinkctl pins `VLLM_USE_V2_MODEL_RUNNER=0` for every engine it starts, so this v1 API is
 the one used on CPU and GPU alike; a model-runner-v2 adapter would be a sibling file
@@ -21,8 +26,10 @@ from vllm.config import VllmConfig
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
+from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
+from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
 from server.controllers.stack import ControlStack, apply_action
+from server.controllers.top_h import apply_top_h
 from server.engine.trace_channel import EventSender
 
 # Stacks of requests that left the batch, kept so that a preempted request resumes a
@@ -65,7 +72,7 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         self, params: SamplingParams, prompt_ids: list[int] | None, output_ids: list[int]
     ) -> _Row | None:
         spec = spec_of(params)
-        if spec is None:
+        if spec is None or not spec.has_step_controllers:
             return None
         request_id = str(params.extra_args.get(ID_KEY, ""))
         parked = self._parked.pop(request_id, None) if request_id else None
@@ -94,4 +101,49 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
                 for event in events[row.sent :]:
                     self._sender.send(row.request_id, event)
                 row.sent = len(events)
+        return logits
+
+
+@dataclass
+class _TopHRow:
+    spec: TopHSpec
+    tracker: PhaseTracker
+    output_ids: list[int]
+
+
+class ThinkctlTopHProcessor(LogitsProcessor):
+    def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
+        self._rows: dict[int, _TopHRow] = {}
+
+    def is_argmax_invariant(self) -> bool:
+        # Truncation keeps the most likely token, so greedy decoding is unaffected.
+        return True
+
+    @staticmethod
+    def _new_row(
+        params: SamplingParams, prompt_ids: list[int] | None, output_ids: list[int]
+    ) -> _TopHRow | None:
+        spec = spec_of(params)
+        if spec is None or spec.top_h is None:
+            return None
+        delims = Delimiters(*spec.think)
+        tracker = PhaseTracker(delims, initial_phase(prompt_ids or (), delims))
+        return _TopHRow(spec.top_h, tracker, output_ids)
+
+    def update_state(self, batch_update: BatchUpdate | None) -> None:
+        process_dict_updates(self._rows, batch_update, self._new_row)
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        rows, alphas = [], []
+        for index, row in self._rows.items():
+            out = row.output_ids
+            if len(out) > row.tracker.consumed:
+                row.tracker.feed_all(out[row.tracker.consumed :])
+            if row.spec.applies(row.tracker.phase):
+                rows.append(index)
+                alphas.append(row.spec.alpha)
+        if rows:
+            index = torch.tensor(rows, device=logits.device)
+            alpha = torch.tensor(alphas, device=logits.device)
+            logits[index] = apply_top_h(logits[index], alpha)
         return logits
