@@ -20,6 +20,7 @@ from pathlib import Path
 
 from server import embedded
 from server.config import ServerConfig
+from server.effort import EffortMap
 
 # The KV cache reserved on CPU when neither --gpu-memory-utilization nor
 # --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,
@@ -149,6 +150,7 @@ def serve(args: argparse.Namespace) -> None:
         api_key=args.api_key,
         reasoning_field=args.reasoning_field,
         log_level=args.uvicorn_log_level,
+        effort=EffortMap.load(model),
         **_control_settings(args, model),
     )
     try:

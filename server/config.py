@@ -8,18 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-# OpenAI's reasoning_effort values -> maximum thinking tokens (None: no cap).
-# A placeholder mapping until per-model effort calibration lands: roughly
-# doubling budgets, with `none` meaning "close thinking at once".
-DEFAULT_EFFORT_BUDGETS: dict[str, int | None] = {
-    "none": 0,
-    "minimal": 64,
-    "low": 256,
-    "medium": 1024,
-    "high": 4096,
-    "xhigh": 16384,
-    "max": None,
-}
+from server.effort import EffortMap
 
 
 @dataclass(frozen=True)
@@ -37,7 +26,5 @@ class ServerConfig:
     answer_inducer: str = "\nFinal Answer:"
     # Injected when the model tries to stop thinking below a minimum budget (s1).
     wait_string: str = "Wait"
-    effort_budgets: dict[str, int | None] = field(
-        default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS)
-    )
+    effort: EffortMap = field(default_factory=EffortMap)  # the model's, if calibrated
     log_level: str = "info"

@@ -1,8 +1,9 @@
 """Request fields -> the control spec the engine's logits processor runs.
 
 Sources of a maximum thinking budget, in order of precedence (a conflict is a 400):
-`thinkctl.max_thinking_tokens`, vLLM's `thinking_token_budget` (its alias), then
-`reasoning_effort` through the server's effort table. `thinkctl.ts` and `thinkctl.top_h`
+`thinkctl.max_thinking_tokens`, vLLM's `thinking_token_budget` (its alias), then the
+numeric `thinkctl.effort`, then `reasoning_effort`, both through the model's effort map
+(server/effort.py). `thinkctl.ts` and `thinkctl.top_h`
 add those controllers; all of them compose in one request.
 """
 
@@ -25,8 +26,18 @@ def _max_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
         )
     if ours is not None or vllms is not None:
         return ours if ours is not None else vllms
+    effort = req.thinkctl.effort if req.thinkctl else None
+    if effort is not None:
+        try:
+            return config.effort.budget(effort)
+        except ValueError as exc:
+            raise InvalidRequest(
+                f"{exc}: numeric effort needs an effort table (python -m calibration.effort); "
+                "use reasoning_effort or a thinking budget instead.",
+                "thinkctl.effort",
+            ) from exc
     if req.reasoning_effort is not None:
-        return config.effort_budgets.get(req.reasoning_effort)
+        return config.effort.levels.get(req.reasoning_effort)
     return None
 
 

@@ -67,6 +67,10 @@ class ThinkctlOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    effort: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Fraction of the model's natural thinking length to spend (calibrated).",
+    )  # fmt: skip
     ts: TSOptions | None = None
     top_h: TopHOptions | None = None
     max_thinking_tokens: int | None = Field(

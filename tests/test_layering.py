@@ -21,6 +21,8 @@ def top(mods: set[str]) -> set[str]:
     "module, forbidden",
     [
         ("probes", {"server", "calibration", "vllm", "fastapi"}),
+        ("probes.effort_table", {"server", "calibration", "vllm", "fastapi"}),
+        ("calibration.effort", {"server"}),
         ("calibration", {"server"}),
         ("server.controllers.spec", {"vllm", "fastapi", "starlette", "calibration"}),
         ("server.controllers.stack", {"vllm", "fastapi", "starlette", "calibration"}),

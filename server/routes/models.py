@@ -23,7 +23,7 @@ async def list_models(request: Request) -> dict:
         "thinkctl": {
             "thinks": delims is not None,
             "think_delimiters": [cfg.think_start, cfg.think_end] if delims else None,
-            "effort_budgets": cfg.effort_budgets,
+            "effort": cfg.effort.describe(),
         },
     }
     return {"object": "list", "data": [card]}

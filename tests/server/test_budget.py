@@ -62,7 +62,8 @@ def test_minimum_injects_wait_then_the_maximum_closes(client, tokenizer):
 
 @pytest.mark.parametrize("effort", ["none", "minimal", "low", "medium", "high", "xhigh", "max"])
 def test_every_openai_reasoning_effort_is_accepted_and_caps_thinking(client, effort):
-    budget = client.models.list().data[0].model_extra["thinkctl"]["effort_budgets"][effort]
+    levels = client.models.list().data[0].model_extra["thinkctl"]["effort"]["levels"]
+    budget = levels[effort]["max_thinking_tokens"]
     r = create(client, reasoning_effort=effort)
     trace = r.choices[0].model_extra["thinkctl"]
     assert budget is None or trace["thinking_tokens"] <= budget

@@ -20,7 +20,8 @@ def test_models_lists_the_served_model(client):
     extra = models[0].model_extra
     assert extra["max_model_len"] == 512  # the testbed's own context
     assert extra["thinkctl"]["thinks"] is True
-    assert extra["thinkctl"]["effort_budgets"]["none"] == 0
+    effort = extra["thinkctl"]["effort"]
+    assert effort["calibrated"] and effort["levels"]["none"]["max_thinking_tokens"] == 0
 
 
 def test_health_needs_no_key_and_metrics_are_prometheus(server):

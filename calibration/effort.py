@@ -1,0 +1,80 @@
+"""Effort calibration: sample natural thinking lengths, fit and write the effort table.
+
+    python -m calibration.effort --model testbed/model          # writes testbed/model/effort.json
+
+The table's definition is in probes/effort_table.py, which the server reads too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+from probes.effort_table import EFFORT_FILE, fit
+
+
+def natural_lengths(model: Path, prompts: list[str], temperature: float, seed: int) -> list[int]:
+    """Thinking tokens of each prompt's natural run, through vLLM."""
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    llm = LLM(model=str(model), seed=seed, kv_cache_memory_bytes=1 << 30)
+    tok = llm.get_tokenizer()
+    end_id = tok.convert_tokens_to_ids("</think>")
+    ids = [
+        tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                tokenize=True, return_dict=False)
+        for p in prompts
+    ]  # fmt: skip
+    room = llm.llm_engine.model_config.max_model_len - max(map(len, ids))
+    outs = llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids],
+                        SamplingParams(temperature=temperature, max_tokens=room))  # fmt: skip
+    lengths = []
+    for o in outs:
+        toks = list(o.outputs[0].token_ids)
+        lengths.append(toks.index(end_id) if end_id in toks else len(toks))
+    return lengths
+
+
+def _prompts(data: str) -> list[str]:
+    if data == "testbed":
+        from testbed import tasks
+
+        return [p.prompt() for p in tasks.held_out("calibration")]
+    return [json.loads(line)["question"] for line in Path(data).read_text().splitlines() if line]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument(
+        "--data",
+        default="testbed",
+        help="'testbed' (its calibration split) or a JSONL file of {'question': ...}",
+    )
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help=f"default: MODEL/{EFFORT_FILE}")
+    args = p.parse_args(argv)
+    lengths = natural_lengths(args.model, _prompts(args.data), args.temperature, args.seed)
+    table = fit(lengths)
+    table["calibration"] = {
+        "data": args.data,
+        "n": len(lengths),
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "median_thinking_tokens": statistics.median(lengths),
+        "command": "python -m calibration.effort "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+    }
+    out = args.out or args.model / EFFORT_FILE
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    print(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Effort -> thinking budget, per model.
+
+A calibrated model folder holds an effort table (probes/effort_table.py): budgets for a
+grid of efforts e in [0, 1] such that, on the calibration set, effort e spends about
+e x the natural mean thinking length, plus the fraction each of OpenAI's
+`reasoning_effort` levels stands for. Without one, a fixed table of budgets serves
+`reasoning_effort`, and a numeric effort is refused (there is no natural length to take
+a fraction of).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from probes import effort_table
+
+# reasoning_effort -> maximum thinking tokens for uncalibrated models (None: no cap).
+DEFAULT_LEVEL_BUDGETS: dict[str, int | None] = {
+    "none": 0,
+    "minimal": 64,
+    "low": 256,
+    "medium": 1024,
+    "high": 4096,
+    "xhigh": 16384,
+    "max": None,
+}
+
+
+@dataclass(frozen=True)
+class EffortMap:
+    levels: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_LEVEL_BUDGETS))
+    points: tuple[tuple[float, int], ...] = ()  # (effort, budget), increasing; empty: uncalibrated
+    natural_mean: float | None = None
+    fractions: dict[str, float] = field(default_factory=dict)  # level -> effort, if calibrated
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.points)
+
+    def budget(self, effort: float) -> int:
+        """Linear interpolation between calibrated points, rounded up."""
+        if not self.points:
+            raise ValueError("this model has no effort calibration")
+        es = [e for e, _ in self.points]
+        if effort <= es[0]:
+            return self.points[0][1]
+        for (e0, b0), (e1, b1) in zip(self.points, self.points[1:], strict=False):
+            if effort <= e1:
+                return math.ceil(b0 + (b1 - b0) * (effort - e0) / (e1 - e0))
+        return self.points[-1][1]
+
+    @classmethod
+    def load(cls, model: str | Path) -> EffortMap:
+        table = effort_table.read(model)
+        if table is None:
+            return cls()
+        points = tuple((float(e), int(b)) for e, b in table["points"])
+        fractions = {k: float(v) for k, v in table["levels"].items()}
+        tmp = cls(points=points)
+        levels: dict[str, int | None] = {k: tmp.budget(v) for k, v in fractions.items()}
+        levels["max"] = None
+        return cls(levels, points, table.get("natural_mean_thinking_tokens"), fractions)
+
+    def describe(self) -> dict:
+        """What /v1/models shows."""
+        return {
+            "calibrated": self.calibrated,
+            "policy": "budget",
+            "natural_mean_thinking_tokens": self.natural_mean,
+            "levels": {
+                k: {"effort": self.fractions.get(k), "max_thinking_tokens": v}
+                for k, v in self.levels.items()
+            },
+        }

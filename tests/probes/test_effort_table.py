@@ -1,0 +1,55 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from probes import effort_table
+from server.effort import EffortMap
+
+lengths = st.lists(st.integers(1, 500), min_size=1, max_size=60)
+
+
+@given(lengths, st.floats(0.0, 1.0))
+def test_budget_is_the_smallest_cap_reaching_the_effort(ls, e):
+    b = effort_table.budget_for(ls, e)
+    target = e * np.mean(ls)
+    assert np.minimum(ls, b).mean() >= target - 1e-9
+    if b > 0:
+        assert np.minimum(ls, b - 1).mean() < target - 1e-9
+
+
+@given(lengths)
+def test_fitted_budgets_never_decrease_and_full_effort_is_uncut(ls):
+    table = effort_table.fit(ls)
+    budgets = [b for _, b in table["points"]]
+    assert budgets == sorted(budgets) and budgets[0] == 0
+    assert np.minimum(ls, budgets[-1]).mean() == pytest.approx(np.mean(ls))
+
+
+def test_server_reads_the_table_and_interpolates(tmp_path):
+    table = effort_table.fit(list(range(40, 240)))
+    (tmp_path / effort_table.EFFORT_FILE).write_text(json.dumps(table))
+    m = EffortMap.load(tmp_path)
+    assert m.calibrated and m.natural_mean == 139.5
+    assert m.budget(0.5) == dict(map(tuple, table["points"]))[0.5]
+    assert m.budget(0.525) >= m.budget(0.5)
+    levels = [m.levels[k] for k in ("none", "minimal", "low", "medium", "high", "xhigh")]
+    assert levels == sorted(set(levels)) and m.levels["max"] is None  # strictly increasing
+
+
+def test_uncalibrated_models_refuse_a_numeric_effort(tmp_path):
+    m = EffortMap.load(tmp_path)
+    assert not m.calibrated and m.levels["none"] == 0
+    with pytest.raises(ValueError):
+        m.budget(0.5)
+
+
+@pytest.mark.parametrize(
+    "points", [[[0.0, 5], [1.0, 3]], [[0.5, 1], [0.2, 2]], [], [[0, -1], [1, 2]]]
+)
+def test_bad_tables_are_refused(tmp_path, points):
+    (tmp_path / effort_table.EFFORT_FILE).write_text(json.dumps({"points": points, "levels": {}}))
+    with pytest.raises(ValueError):
+        effort_table.read(tmp_path)
