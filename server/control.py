@@ -57,7 +57,8 @@ def resolve_control(
     wants_budget = max_think is not None or min_think > 0
     ts = TSSpec(**opts.ts.model_dump()) if opts and opts.ts else None
     top_h = TopHSpec(**opts.top_h.model_dump()) if opts and opts.top_h else None
-    if not (wants_budget or ts or top_h):
+    mode = info.encode(opts.mode_prefix) if opts and opts.mode_prefix else None
+    if not (wants_budget or ts or top_h or mode):
         return None
     if info.delims is None:
         if req.reasoning_effort is not None and opts is None and req.thinking_token_budget is None:
@@ -82,4 +83,4 @@ def resolve_control(
             wait=info.encode(wait),
             stop=sorted({end, *info.eos_ids}),
         )
-    return ControlSpec(think=(info.delims.start, end), budget=budget, ts=ts, top_h=top_h)
+    return ControlSpec(think=(info.delims.start, end), mode=mode, budget=budget, ts=ts, top_h=top_h)

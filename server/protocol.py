@@ -67,6 +67,11 @@ class ThinkctlOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    mode_prefix: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Text the reply is forced to start with, e.g. '<short>' for Thinkless "
+        "or '</think>' to skip an open thinking block.",
+    )  # fmt: skip
     effort: float | None = Field(
         default=None, ge=0, le=1,
         description="Fraction of the model's natural thinking length to spend (calibrated).",
@@ -119,6 +124,8 @@ class ChatCompletionRequest(BaseModel):
     thinking_token_budget: int | None = Field(default=None, ge=-1)
     include_reasoning: bool = True
     return_token_ids: bool = False
+    # Structured outputs are not served: a grammar mask could exclude a forced token.
+    response_format: dict[str, Any] | None = None
     thinkctl: ThinkctlOptions | None = None
 
     def stop_list(self) -> list[str]:
@@ -138,7 +145,7 @@ class ControlTrace(BaseModel):
     """What control did to one choice."""
 
     controllers: list[str]
-    exit_reason: Literal["natural", "budget", "ts", "max_tokens", "stop", "no_thinking"]
+    exit_reason: Literal["natural", "budget", "ts", "mode", "max_tokens", "stop", "no_thinking"]
     thinking_tokens: int
     forced_tokens: int
     events: list[ControlEventOut] = []

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.controllers.base import Controller
 from server.controllers.budget import BudgetController, BudgetParams
+from server.controllers.mode import ModeController, ModeParams
 from server.controllers.phase import Delimiters, Phase
 from server.controllers.stack import ControlStack
 from server.controllers.top_h import DEFAULT_ALPHA
@@ -73,20 +74,24 @@ class ControlSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     think: tuple[int, int]  # (start, end) delimiter ids
+    mode: list[int] | None = Field(default=None, min_length=1)  # forced reply prefix
     budget: BudgetSpec | None = None
     ts: TSSpec | None = None
     top_h: TopHSpec | None = None  # runs in its own, argmax-invariant logits processor
 
     @property
     def has_step_controllers(self) -> bool:
-        return self.budget is not None or self.ts is not None
+        return any(x is not None for x in (self.mode, self.budget, self.ts))
 
     def controller_names(self) -> list[str]:
-        return [name for name in ("budget", "ts", "top_h") if getattr(self, name) is not None]
+        names = ("mode", "budget", "ts", "top_h")
+        return [name for name in names if getattr(self, name) is not None]
 
     def build(self, prompt_ids: Sequence[int] = ()) -> ControlStack:
         """The stack of step controllers, in precedence order (top-H is not among them)."""
         controllers: list[Controller] = []
+        if self.mode is not None:  # first: the reply's opening tokens win over everything
+            controllers.append(ModeController(ModeParams(tuple(self.mode))))
         if self.budget is not None:
             controllers.append(BudgetController(self.budget.params()))
         if self.ts is not None:

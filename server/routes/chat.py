@@ -68,6 +68,13 @@ def _sampling_params(
 def _prepare(req: ChatCompletionRequest, ctx: AppContext) -> Generation:
     if req.model != ctx.info.name:
         raise NotFound(f"The model {req.model!r} does not exist.", "model", "model_not_found")
+    if req.response_format and req.response_format.get("type", "text") != "text":
+        raise InvalidRequest(
+            "Structured outputs are not supported: a grammar could forbid the tokens that "
+            "thinking control forces.",
+            "response_format",
+            "unsupported_parameter",
+        )
     prompt_ids = render_prompt(req, ctx.info)
     params = _sampling_params(req, ctx, len(prompt_ids))
     spec = resolve_control(req, ctx.info, ctx.config)

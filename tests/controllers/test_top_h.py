@@ -45,7 +45,7 @@ def test_keeps_the_top_token_and_respects_the_budget(row, alpha):
     logits = torch.tensor(row)
     keep = top_h_keep(logits[None], torch.tensor([alpha]))[0]
     p = logits.double().softmax(-1)
-    assert p[keep].max() == p.max()  # a most likely token is kept (ties may pick either)
+    assert p[keep].max() >= p.max() - 1e-6  # a most likely token is kept (ties may pick either)
     assert entropy(p[keep].tolist()) <= alpha * entropy(p.tolist()) + 1e-5
 
 

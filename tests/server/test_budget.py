@@ -94,3 +94,11 @@ def test_streaming_reports_the_trace_on_the_last_chunk(client, tokenizer):
     trace = chunks[-1].choices[0].model_extra["thinkctl"]
     assert content.lstrip().startswith(INDUCER) and extract_answer(content) is not None
     assert trace["exit_reason"] == "budget" and trace["thinking_tokens"] == 5
+
+
+def test_mode_prefix_skips_thinking(client):
+    r = create(client, thinkctl={"mode_prefix": "</think>"})
+    trace = r.choices[0].model_extra["thinkctl"]
+    assert trace["exit_reason"] == "mode" and trace["thinking_tokens"] == 0
+    assert trace["controllers"] == ["mode"] and trace["forced_tokens"] == 1
+    assert extract_answer(r.choices[0].message.content) is not None

@@ -46,6 +46,10 @@ BAD = {
         ok(thinking_token_budget=5, thinkctl={"max_thinking_tokens": 6}), 400, "thinking_token_budget"),
     "thinking_token_budget below -1": (ok(thinking_token_budget=-5), 400, "thinking_token_budget"),
     "stream not a bool": (ok(stream="sometimes"), 400, "stream"),
+    "structured outputs": (ok(response_format={"type": "json_object"}), 400, "response_format"),
+    "ts strength zero": (ok(thinkctl={"ts": {"strength": 0}}), 400, "thinkctl.ts.strength"),
+    "top-h alpha above one": (ok(thinkctl={"top_h": {"alpha": 1.5}}), 400, "thinkctl.top_h.alpha"),
+    "effort above one": (ok(thinkctl={"effort": 2}), 400, "thinkctl.effort"),
 }  # fmt: skip
 
 
