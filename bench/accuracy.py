@@ -1,0 +1,230 @@
+"""Accuracy vs thinking tokens: a grid of control settings over HTTP, plus the oracle.
+
+    python -m bench.accuracy                        # testbed test split, starts its own server
+    python -m bench.accuracy --n 50 --out /tmp/b    # a smoke-sized run
+    python -m bench.accuracy --base-url http://127.0.0.1:8000 --settings none budget:40
+
+Each request goes through the official `openai` client with its own seed. Rows are
+appended to results.jsonl as they finish, and a rerun skips the rows already there, so
+an interrupted run loses nothing. Settings are named `none`, `budget:N`, `ts:S`,
+`effort:LEVEL`, `effort:E` (numeric) and `top_h:A`, combined with `+`
+(e.g. `budget:60+ts:100`).
+
+The oracle frontier: for each trace of the `none` setting, the earliest cue whose forced
+exit (calibration/forced_exit.py) answers correctly, the best any exit policy could do
+on that trace; traces without one keep their full length and their own correctness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+from tqdm import tqdm
+
+from bench import report
+from testbed import tasks
+
+DEFAULT_SETTINGS = (
+    "none",
+    *(f"budget:{b}" for b in (15, 30, 45, 60, 90, 120)),
+    *(f"ts:{s:g}" for s in (30, 100, 1000, 10000)),
+    *(f"effort:{level}" for level in ("minimal", "low", "medium", "high")),
+)
+MAX_TOKENS = 450
+
+
+def parse_setting(setting: str) -> dict:
+    """`budget:60+ts:100` -> the request fields that ask for it."""
+    body: dict = {}
+    ctl: dict = {}
+    for part in setting.split("+"):
+        kind, _, value = part.partition(":")
+        if kind == "none":
+            continue
+        if kind == "budget":
+            ctl["max_thinking_tokens"] = int(value)
+        elif kind == "ts":
+            ctl["ts"] = {"strength": float(value)}
+        elif kind == "top_h":
+            ctl["top_h"] = {"alpha": float(value)}
+        elif kind == "effort":
+            try:
+                ctl["effort"] = float(value)
+            except ValueError:
+                body["reasoning_effort"] = value
+        else:
+            raise ValueError(f"unknown setting {part!r}")
+    if ctl:
+        body["thinkctl"] = ctl
+    return body
+
+
+def _done_keys(path: Path) -> set[tuple]:
+    if not path.exists():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["setting"], r["problem"], r["sample"]) for r in rows}
+
+
+async def run_grid(
+    base_url: str, api_key: str, model: str, settings: list[str], problems: list[tasks.Problem],
+    samples: int, temperature: float, results: Path, concurrency: int,
+) -> None:  # fmt: skip
+    client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2,
+                                timeout=600)  # fmt: skip
+    done = _done_keys(results)
+    jobs = [
+        (s, i, k) for s in settings for i in range(len(problems)) for k in range(samples)
+        if (s, i, k) not in done
+    ]  # fmt: skip
+    gate = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(jobs), desc="requests", unit="req")
+    with results.open("a") as out:
+
+        async def one(setting: str, i: int, k: int) -> None:
+            p = problems[i]
+            async with gate:
+                started = time.monotonic()
+                r = await client.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": p.prompt()}],
+                    max_tokens=MAX_TOKENS, temperature=temperature, seed=k * len(problems) + i,
+                    extra_body={**parse_setting(setting), "return_token_ids": setting == "none"},
+                )  # fmt: skip
+            choice = r.choices[0]
+            trace = choice.model_extra["thinkctl"]
+            row = {
+                "setting": setting, "problem": i, "sample": k, "difficulty": p.difficulty,
+                "correct": tasks.is_correct(p, choice.message.content),
+                "thinking_tokens": trace["thinking_tokens"],
+                "answer_tokens": r.usage.completion_tokens - trace["thinking_tokens"],
+                "exit_reason": trace["exit_reason"],
+                "latency_s": round(time.monotonic() - started, 3),
+            }  # fmt: skip
+            if setting == "none":
+                row["prompt_ids"] = r.model_extra["prompt_token_ids"]
+                row["output_ids"] = choice.model_extra["token_ids"]
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            bar.update()
+
+        await asyncio.gather(*(one(*job) for job in jobs))
+    bar.close()
+
+
+def oracle_rows(model_dir: Path, results: Path, problems: list[tasks.Problem]) -> list[dict]:
+    """Earliest correct forced exit of every `none` trace, through an offline vLLM engine."""
+    from vllm import LLM
+
+    from calibration.forced_exit import answer_forced_exits, forced_exits
+    from testbed.evaluate import INDUCER
+    from testbed.traces import CUES, END_THINK
+
+    rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    natural = [r for r in rows if r["setting"] == "none"]
+    llm = LLM(model=str(model_dir), seed=0, kv_cache_memory_bytes=1 << 30,
+              enable_prefix_caching=True)  # fmt: skip
+    tok = llm.get_tokenizer()
+    close = [tok.convert_tokens_to_ids(END_THINK), *tok.encode(INDUCER, add_special_tokens=False)]
+    exits = forced_exits([r["prompt_ids"] for r in natural], [r["output_ids"] for r in natural],
+                         tok.convert_tokens_to_ids(list(CUES)), close)  # fmt: skip
+    answers = answer_forced_exits(llm, exits)
+    earliest: dict[int, int] = {}
+    for e, ans in zip(exits, answers, strict=True):
+        p = problems[natural[e.trace]["problem"]]
+        if e.trace not in earliest and tasks.is_correct(p, INDUCER + " " + tok.decode(ans)):
+            earliest[e.trace] = e.position
+    out = []
+    for t, r in enumerate(natural):
+        cut = earliest.get(t)
+        out.append({
+            "setting": "oracle", "problem": r["problem"], "sample": r["sample"],
+            "difficulty": r["difficulty"], "correct": cut is not None or r["correct"],
+            "thinking_tokens": cut if cut is not None else r["thinking_tokens"],
+        })  # fmt: skip
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--model", model, "--port", str(port),
+           "--enforce-eager", "--uvicorn-log-level", "warning"]  # fmt: skip
+    with log.open("wb") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited; see {log}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit(f"server did not start; see {log}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base-url", help="a running thinkctl server (default: start one)")
+    p.add_argument("--api-key", default=os.environ.get("THINKCTL_API_KEY", "none"))
+    p.add_argument("--model", default="testbed")
+    p.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS))
+    p.add_argument("--n", type=int, default=tasks.SPLIT_SIZES["test"], help="test problems")
+    p.add_argument("--samples", type=int, default=1, help="samples per problem")
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--no-oracle", action="store_true")
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    problems = tasks.held_out("test")[: args.n]
+    results = args.out / "results.jsonl"
+    proc = None
+    url = args.base_url
+    if url is None:
+        proc, url = start_server(args.model, args.out / "serve.log")
+    try:
+        asyncio.run(run_grid(url, args.api_key, args.model, args.settings, problems, args.samples,
+                             args.temperature, results, args.concurrency))  # fmt: skip
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=60)
+    rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if r["setting"] in args.settings]
+    if not args.no_oracle and "none" in args.settings:
+        from server import embedded
+
+        rows += oracle_rows(embedded.ensure(args.model), results, problems)
+    command = "python -m bench.accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
+    summary = report.summarise(rows)
+    (args.out / "accuracy.json").write_text(json.dumps(summary["rows"], indent=2) + "\n")
+    meta = {"command": command.strip(), "temperature": args.temperature, "samples": args.samples,
+            "problems": len(problems), "max_tokens": MAX_TOKENS, "machine": platform.platform(),
+            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    (args.out / "accuracy_run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    report.plot(summary, args.out / "pareto.png")
+    print(report.table(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Summaries of benchmark rows: the accuracy table, savings, and the Pareto plot."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return (0.0, 0.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(centre - half, 4), round(centre + half, 4))
+
+
+def family(setting: str) -> str:
+    """Which curve a setting belongs to: budget:60 -> budget; combinations keep their name."""
+    return setting if "+" in setting else setting.split(":")[0]
+
+
+def summarise(rows: list[dict], **meta) -> dict:
+    by_setting: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_setting[r["setting"]].append(r)
+    out = []
+    for setting, rs in by_setting.items():
+        tokens = [r["thinking_tokens"] for r in rs]
+        k = sum(r["correct"] for r in rs)
+        out.append({
+            "setting": setting, "family": family(setting), "n": len(rs),
+            "accuracy": round(k / len(rs), 4), "accuracy_ci95": wilson(k, len(rs)),
+            "mean_thinking_tokens": round(statistics.mean(tokens), 1),
+            "median_thinking_tokens": statistics.median(tokens),
+        })  # fmt: skip
+    base = next((r for r in out if r["setting"] == "none"), None)
+    oracle = next((r for r in out if r["setting"] == "oracle"), None)
+    for r in out:
+        if base:
+            r["savings_vs_none"] = round(
+                1 - r["mean_thinking_tokens"] / base["mean_thinking_tokens"], 4
+            )
+        if base and oracle and base["mean_thinking_tokens"] > oracle["mean_thinking_tokens"]:
+            best = base["mean_thinking_tokens"] - oracle["mean_thinking_tokens"]
+            r["share_of_oracle_savings"] = round(
+                (base["mean_thinking_tokens"] - r["mean_thinking_tokens"]) / best, 4
+            )
+    out.sort(key=lambda r: (r["family"], r["mean_thinking_tokens"]))
+    return {"rows": out, **meta}
+
+
+def table(summary: dict) -> str:
+    lines = ["| setting | n | accuracy (95% CI) | mean thinking | savings | share of oracle |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in summary["rows"]:
+        lo, hi = r["accuracy_ci95"]
+        lines.append(
+            f"| {r['setting']} | {r['n']} | {r['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) "
+            f"| {r['mean_thinking_tokens']:.1f} | {r.get('savings_vs_none', 0):.1%} "
+            f"| {r.get('share_of_oracle_savings', float('nan')):.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[dict]] = defaultdict(list)
+    for r in summary["rows"]:
+        curves[r["family"]].append(r)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, rs in sorted(curves.items()):
+        rs = sorted(rs, key=lambda r: r["mean_thinking_tokens"])
+        marker = "*" if name in ("none", "oracle") else "o"
+        ax.plot([r["mean_thinking_tokens"] for r in rs], [r["accuracy"] for r in rs],
+                marker=marker, markersize=10 if marker == "*" else 5, label=name)  # fmt: skip
+    ax.set_xlabel("mean thinking tokens per request")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Accuracy vs thinking tokens (testbed, test split)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
