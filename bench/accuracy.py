@@ -22,18 +22,15 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import openai
 from tqdm import tqdm
 
 from bench import report
+from bench.server_process import start_server, stop_server
 from testbed import tasks
 
 DEFAULT_SETTINGS = (
@@ -156,32 +153,6 @@ def oracle_rows(model_dir: Path, results: Path, problems: list[tasks.Problem]) -
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "server.cli", "serve", "--model", model, "--port", str(port),
-           "--enforce-eager", "--uvicorn-log-level", "warning"]  # fmt: skip
-    with log.open("wb") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited; see {log}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit(f"server did not start; see {log}")
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base-url", help="a running thinkctl server (default: start one)")
@@ -207,8 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                              args.temperature, results, args.concurrency))  # fmt: skip
     finally:
         if proc is not None:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=60)
+            stop_server(proc)
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     rows = [r for r in rows if r["setting"] in args.settings]
     if not args.no_oracle and "none" in args.settings:

@@ -7,12 +7,7 @@ after cue words, closes thinking itself and answers `\\boxed{ d }`.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +15,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+
+from bench.server_process import start_server, stop_server
 
 API_KEY = "test-key"
 ENV_API_KEY = "env-key"
@@ -44,75 +41,46 @@ class Server:
         return sum(values)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(
-    log: Path, extra_args: list[str], env: dict[str, str]
-) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "server.cli", "serve",
-        "--model", MODEL,
-        "--port", str(port),
+def _start(log: Path, extra_args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    args = [
         # A small step budget puts every prompt (30-40 tokens) through chunked prefill,
         # the condition of the CPU seed hazard (tests/server/test_seed.py).
         "--max-num-batched-tokens", "32",
         "--max-num-seqs", "32",
         "--kv-cache-memory-bytes", str(1 << 30),
-        "--enforce-eager",  # starts in about half the time of a compiled engine
-        "--uvicorn-log-level", "warning",
         *extra_args,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"thinkctl serve exited with {proc.returncode}:\n{log.read_text()[-5000:]}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                return proc, base_url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"thinkctl serve did not become healthy:\n{log.read_text()[-5000:]}")
-        time.sleep(1)
-
-
-def _stop_server(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGINT)
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc, url = start_server(MODEL, log, args, env, timeout_s=START_TIMEOUT_S)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    # Warm up: the first request pays the engine's lazy start-up, and a client that leaves
+    # during it has been seen to go unnoticed (see the closing note on issue 8).
+    key = env.get("THINKCTL_API_KEY") or API_KEY
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "compute 1 ; A + 1"}],
+            "max_tokens": 4}  # fmt: skip
+    httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120,
+               headers={"Authorization": f"Bearer {key}"}).raise_for_status()  # fmt: skip
+    return proc, url
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    proc, base_url = _start_server(log, ["--api-key", API_KEY], {})
+    proc, base_url = _start(log, ["--api-key", API_KEY], {})
     yield Server(base_url, log)
-    _stop_server(proc)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")
 def deepseek_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A second server: DeepSeek's `reasoning_content` field, API key from the environment."""
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    proc, base_url = _start_server(
+    proc, base_url = _start(
         log, ["--reasoning-field", "reasoning_content"], {"THINKCTL_API_KEY": ENV_API_KEY}
     )
     yield Server(base_url, log)
-    _stop_server(proc)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")

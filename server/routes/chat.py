@@ -101,15 +101,15 @@ def _engine_error(exc: Exception) -> APIError:
     return ServerError("Generation failed inside the engine.", None, "engine_error")
 
 
+async def _wait_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def _until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
     """Run `work`; cancel it (which aborts its engine requests) if the client goes away."""
     task = asyncio.ensure_future(work)
-
-    async def wait_disconnect() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(wait_disconnect())
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:  # the server itself is cancelling this handler
@@ -137,7 +137,8 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
     }
     field = ctx.config.reasoning_field
     if req.stream:
-        return StreamingResponse(_sse(gen, req, head, field), media_type="text/event-stream")
+        chunks = _until_disconnect_stream(request, _sse(gen, req, head, field))
+        return StreamingResponse(chunks, media_type="text/event-stream")
     started = time.monotonic()
     try:
         body = await _until_disconnect(request, _collect(gen, req, head, field))
@@ -150,6 +151,23 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
     metrics.REQUESTS.labels("ok").inc()
     metrics.LATENCY.observe(time.monotonic() - started)
     return JSONResponse(body)
+
+
+async def _until_disconnect_stream(
+    request: Request, chunks: AsyncIterator[str]
+) -> AsyncIterator[str]:
+    """Pass `chunks` on until the client goes away, then close them (aborting the engine
+    requests). Starlette no longer cancels a streaming response when the client leaves
+    (ASGI 2.4 servers report it only through `receive`), so this watches for it."""
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        async for chunk in chunks:
+            if watcher.done():
+                return
+            yield chunk
+    finally:
+        watcher.cancel()
+        await chunks.aclose()
 
 
 async def _collect(gen: Generation, req: ChatCompletionRequest, head: dict, field: str) -> dict:
@@ -217,7 +235,8 @@ async def _sse(
         yield _sse_data(error_body(err.message, err.type, err.param, err.code))
         yield "data: [DONE]\n\n"
         return
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, GeneratorExit):
+        # A client that leaves cancels us mid-await, or closes us while suspended at a yield.
         metrics.REQUESTS.labels("aborted").inc()
         raise
     metrics.REQUESTS.labels("ok").inc()
