@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from vllm import SamplingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from server import metrics
 from server.controllers.phase import Part, Phase, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
 from server.controllers.stack import ControlEvent
@@ -58,6 +59,7 @@ class Generation:
         self.engine, self.collector, self.info = engine, collector, info
         self.prompt_ids, self.params, self.spec = prompt_ids, params, spec
         self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(n)]
+        self._spec_wire = spec.model_dump(mode="json") if spec is not None else None
 
     def _new_choice(self, index: int, request_id: str) -> _Choice:
         delims = self.info.delims
@@ -68,8 +70,8 @@ class Generation:
 
     def _params_for(self, choice: _Choice) -> SamplingParams:
         extra = dict(self.params.extra_args or {})
-        if self.spec is not None:
-            extra[SPEC_KEY] = self.spec.model_dump(mode="json")
+        if self._spec_wire is not None:
+            extra[SPEC_KEY] = self._spec_wire
             extra[ID_KEY] = choice.request_id
         params = self.params.clone()  # a msgspec struct, not a dataclass
         if params.seed is not None:
@@ -132,6 +134,7 @@ class Generation:
                 if finish is not None:
                     choice.finish_reason = delta.finish_reason = _openai_finish(finish)
                     choice.trace = self._trace(choice)
+                    metrics.observe_choice(choice.trace, len(choice.token_ids))
                 yield delta
         finally:
             for task in tasks:

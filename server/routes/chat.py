@@ -189,8 +189,6 @@ async def _collect(gen: Generation, req: ChatCompletionRequest, head: dict, fiel
         }
         if req.return_token_ids:
             choice["token_ids"] = c.token_ids
-        if c.trace:
-            metrics.observe_choice(c.trace, len(c.token_ids))
         choices.append(choice)
     body = {**head, "object": "chat.completion", "choices": choices}
     body["usage"] = usage(len(gen.prompt_ids), gen.completion_tokens, gen.reasoning_tokens)
@@ -266,6 +264,4 @@ def from_delta(
     if d.finish_reason is not None:
         trace = gen.choices[d.index].trace
         choice["thinkctl"] = trace.model_dump() if trace else None
-        if trace:
-            metrics.observe_choice(trace, len(gen.choices[d.index].token_ids))
     return chunk(choice)
