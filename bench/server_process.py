@@ -29,7 +29,7 @@ def start_server(
 ) -> tuple[subprocess.Popen, str]:
     """(process, base URL) once /health answers; RuntimeError with the log's tail if not."""
     port = free_port()
-    cmd = [sys.executable, "-m", "server.cli", "serve", "--model", model, "--port", str(port),
+    cmd = [sys.executable, "-m", "thinkctl", "serve", "--model", model, "--port", str(port),
            "--enforce-eager", "--uvicorn-log-level", "warning", *extra_args]  # fmt: skip
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("wb") as out:

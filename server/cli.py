@@ -1,4 +1,4 @@
-"""The `thinkctl` command.
+"""`thinkctl serve`.
 
     thinkctl serve                                   # the embedded default (the testbed)
     thinkctl serve --model smollm2-135m-instruct     # another embedded model, by name
@@ -161,15 +161,12 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`thinkctl serve ARGS` (argv without the subcommand)."""
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    parser = FlexibleArgumentParser(prog="thinkctl", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve_parser = sub.add_parser("serve", help="Serve a model behind the OpenAI-compatible API.")
-    _add_serve_args(serve_parser)
-    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
-    if args.command == "serve":
-        serve(args)
+    parser = FlexibleArgumentParser(prog="thinkctl serve", description=__doc__.split("\n\n")[0])
+    _add_serve_args(parser)
+    serve(parser.parse_args(argv if argv is not None else sys.argv[1:]))
 
 
 if __name__ == "__main__":

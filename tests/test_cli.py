@@ -7,7 +7,7 @@ import sys
 
 def thinkctl(*args: str, env: dict | None = None, timeout: int = 120):
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "thinkctl", *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )  # fmt: skip
 

@@ -1,0 +1,1 @@
+"""The `thinkctl` command: one entry point over the server, calibration and benchmarks."""

@@ -1,0 +1,36 @@
+"""`thinkctl SUBCOMMAND ...`: dispatches to the part that owns the subcommand.
+
+Each subcommand lives beside the code it drives (server/, calibration/, bench/), and is
+imported only when asked for, so `thinkctl models` does not load vLLM and server/ never
+imports calibration/ (or the reverse).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module with `main(argv)`, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("server.cli", "Serve a model behind the OpenAI-compatible API."),
+}
+
+
+def usage() -> str:
+    lines = ["usage: thinkctl {" + ",".join(SUBCOMMANDS) + "} ...", "", "subcommands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines.append("\n`thinkctl SUBCOMMAND --help` shows a subcommand's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        raise SystemExit(0 if argv else 2)
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"thinkctl: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    module.main(rest)
