@@ -1,0 +1,188 @@
+"""`thinkctl calibrate`: train and calibrate a LYNX probe for a model.
+
+    thinkctl calibrate --model testbed/model --data testbed --out testbed/model/probe
+
+Samples traces with vLLM (like the serving default), records the residual stream at
+every cue event inside the engine, labels events by forced exits, trains the probe,
+computes the conformal scores, maps effort onto (delta, cap), and writes the probe
+artifact plus report.json / report.md / plots into OUT. Finished trace shards in
+OUT/work are reused when the command is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from calibration import datasets, lynx, report, traces
+from probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta
+from probes.cues import DEFAULT_CUES, cue_token_ids_of
+from probes.effort_table import GRID
+from probes.features import FeatureSpec, default_layers, model_facts
+
+DELTAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+DEFAULT_DELTA = 0.05
+MODEL_SETTINGS = "thinkctl.json"  # the model folder's own control conventions
+
+
+def _model_path(model: str) -> str:
+    if model == "testbed":  # the embedded testbed, by name
+        return str(Path(__file__).resolve().parent.parent / "testbed" / "model")
+    return model
+
+
+def _inducer(model: str, given: str | None) -> str:
+    if given is not None:
+        return given
+    path = Path(model) / MODEL_SETTINGS
+    if path.is_file():
+        return json.loads(path.read_text()).get("answer_inducer", "\nFinal Answer:")
+    return "\nFinal Answer:"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="thinkctl calibrate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="Model folder (or 'testbed').")
+    p.add_argument(
+        "--data", default="testbed", help="'testbed' (its calibration split) or a JSONL file"
+    )
+    p.add_argument("--out", type=Path, required=True, help="Folder for the probe and report.")
+    p.add_argument("--samples", type=int, default=4, help="Traces per question.")
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-tokens", type=int, default=450, help="Per trace.")
+    p.add_argument("--answer-tokens", type=int, default=8, help="Decoded per forced exit.")
+    p.add_argument("--layers", type=lambda s: tuple(int(x) for x in s.split(",")),
+                   help="1-based decoder blocks (default: all of a small model, else ~L/3, "
+                   "~4L/7, L)")  # fmt: skip
+    p.add_argument("--cues", default=",".join(DEFAULT_CUES), help="Cue words, comma-separated.")
+    p.add_argument("--think-end", default="</think>")
+    p.add_argument("--answer-inducer", help="Default: the model folder's thinkctl.json.")
+    p.add_argument("--deltas", type=lambda s: [float(x) for x in s.split(",")], default=DELTAS)
+    p.add_argument("--default-delta", type=float, default=DEFAULT_DELTA)
+    p.add_argument("--limit", type=int, help="Use only the first N questions (smoke runs).")
+    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kv-cache-memory-bytes", type=int, default=1 << 30)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    args.command = "thinkctl calibrate " + shlex.join(argv)
+    t0 = time.time()
+    model = _model_path(args.model)
+    from transformers import AutoConfig, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    facts = model_facts(AutoConfig.from_pretrained(model), tok)
+    end_id = tok.convert_tokens_to_ids(args.think_end)
+    if end_id is None or end_id == tok.unk_token_id:
+        raise SystemExit(f"thinkctl calibrate: {args.think_end!r} is not a token of {model}")
+    cue_words = tuple(w.strip() for w in args.cues.split(",") if w.strip())
+    spec = FeatureSpec(
+        layers=args.layers or default_layers(facts.num_layers),
+        cue_words=cue_words,
+        cue_token_ids=tuple(cue_token_ids_of(tok, cue_words)),
+        think_end_id=end_id,
+    )
+    close_ids = [end_id, *tok.encode(_inducer(model, args.answer_inducer),
+                                     add_special_tokens=False)]  # fmt: skip
+    data = datasets.load(args.data)
+    if args.limit:
+        data = datasets.Dataset(data.name, data.questions[: args.limit], data.check)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def make_generator() -> traces.Generator:
+        kwargs = {"kv_cache_memory_bytes": args.kv_cache_memory_bytes}
+        return traces.Generator(model, spec, args.seed, kwargs)
+
+    tr, reused = traces.generate(
+        make_generator, data, args.samples, args.out / "work", args.shard_size,
+        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+        close_ids=close_ids, answer_tokens=args.answer_tokens,
+    )  # fmt: skip
+    result = fit_and_report(tr, len(data.questions), spec, facts, args, model)
+    result["seconds"] = round(time.time() - t0, 1)
+    result["reused_shards"] = reused
+    artifact = result.pop("artifact")
+    p_test, y_test = result.pop("test")
+    artifact.save(args.out)
+    report.write(args.out, result, p_test, y_test)
+    print(f"wrote {args.out}/probe.json, probe.safetensors, report.json, report.md")
+    print((args.out / "report.md").read_text())
+
+
+def fit_and_report(
+    tr: traces.Traces, n_questions: int, spec: FeatureSpec, facts, args, model: str
+) -> dict:
+    ev = tr.events
+    keep = ev.label >= 0  # malformed forced answers say nothing about the cue
+    masks = lynx.split_questions(n_questions, args.seed)
+    ev_split = {k: keep & m[tr.question[ev.trace]] for k, m in masks.items()}
+    trace_split = {k: np.where(m[tr.question])[0] for k, m in masks.items()}
+    x, y = ev.features, (ev.label == 1).astype(int)
+    fitted = lynx.fit_best(x[ev_split["train"]], y[ev_split["train"]],
+                           tr.question[ev.trace][ev_split["train"]], args.seed)  # fmt: skip
+    p_all = fitted.probe.prob(x)
+    from probes.conformal import Calibration
+
+    cal = Calibration.from_probs(p_all[ev_split["cal"]], y[ev_split["cal"]])
+    test_ev, test_tr = ev_split["test"], trace_split["test"]
+    auc = float(roc_auc_score(y[test_ev], p_all[test_ev]))
+    natural = lynx.replay(tr, test_tr, np.zeros(len(y), bool))
+    best = lynx.oracle(tr, test_tr)
+    rows = []
+    for d in args.deltas:
+        th = cal.thresholds(d)
+        r = lynx.replay(tr, test_tr, th.exits_many(p_all) & keep)
+        saved = 1 - r.mean_thinking_tokens / natural.mean_thinking_tokens
+        oracle_saved = 1 - best.mean_thinking_tokens / natural.mean_thinking_tokens
+        rows.append({
+            "delta": d, "n_cal_class0": cal.n0, "auc": round(auc, 4),
+            "q0": th.q0, "q1": th.q1,
+            "premature_exit_rate_event": lynx.event_premature_rate(th, p_all[test_ev],
+                                                                   y[test_ev]),
+            "event_bound": d + 1 / (cal.n0 + 1),
+            "premature_exit_rate_trajectory": r.premature_exit_rate_trajectory,
+            "accuracy": r.accuracy, "mean_thinking_tokens": r.mean_thinking_tokens,
+            "exit_rate": r.exit_rate, "savings": saved,
+            "share_of_oracle_savings": saved / oracle_saved if oracle_saved > 0 else 0.0,
+        })  # fmt: skip
+    cal_tr = trace_split["cal"]
+    effort = lynx.effort_points(cal, tr, cal_tr, np.where(keep, p_all, 0.0),
+                                list(args.deltas), list(GRID))  # fmt: skip
+    meta = ProbeMeta(
+        format=FORMAT, model=facts, features=spec, kind=fitted.kind,
+        default_delta=args.default_delta,
+        effort=[EffortPoint(**e) for e in effort],
+        tensors_sha256="0" * 64,  # set by save()
+        training={"data": args.data, "n_traces": int(len(tr.question)),
+                  "n_events": int(len(y)), "temperature": args.temperature,
+                  "seed": args.seed, "auc_test": round(auc, 4)},
+    )  # fmt: skip
+    return {
+        "artifact": ProbeArtifact(meta, fitted.probe, cal),
+        "test": (p_all[test_ev], y[test_ev]),
+        "model": args.model, "data": args.data, "temperature": args.temperature,
+        "command": args.command,
+        "n_traces": int(len(tr.question)), "n_events": int(len(y)),
+        "split_traces": " / ".join(str(len(trace_split[k])) for k in lynx.SPLITS),
+        "n_cal_class0": cal.n0, "n_cal_class1": cal.n1,
+        "probe": {"kind": fitted.kind, "layers": list(spec.layers),
+                  "dim": int(x.shape[1]), "auc": auc, "auc_val": fitted.auc_val},
+        "natural": vars(natural), "oracle": vars(best),
+        "deltas": rows, "effort": effort,
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Train and calibrate a LYNX probe on recorded cue events, and replay its exits.
+
+Splits are by question (no question contributes events to two splits): the probe is
+fitted on `train`, the conformal scores come from `cal`, and everything reported comes
+from `test`. Exits are replayed offline exactly as the server takes them: at the first
+cue whose prediction set is {1}, thinking ends there (cue included) and the forced-exit
+label says whether the answer is right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from calibration.traces import Traces
+from probes import probe as probe_lib
+from probes.conformal import Calibration, Thresholds
+from probes.effort_table import budget_for
+
+SPLITS = {"train": 0.5, "cal": 0.3, "test": 0.2}
+
+
+def split_questions(n_questions: int, seed: int) -> dict[str, np.ndarray]:
+    """Boolean masks over question indices."""
+    order = np.random.default_rng(seed).permutation(n_questions)
+    cut1 = int(SPLITS["train"] * n_questions)
+    cut2 = cut1 + int(SPLITS["cal"] * n_questions)
+    masks = {name: np.zeros(n_questions, bool) for name in SPLITS}
+    masks["train"][order[:cut1]] = True
+    masks["cal"][order[cut1:cut2]] = True
+    masks["test"][order[cut2:]] = True
+    return masks
+
+
+@dataclass
+class Fitted:
+    probe: probe_lib.Probe
+    kind: str
+    auc_val: dict[str, float]  # validation AUC of each kind tried
+
+
+def fit_best(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> Fitted:
+    """Fit an MLP (LYNX's) and logistic regression (the baseline) on 80% of the training
+    questions; keep the one with the better AUC on the other 20%."""
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(groups)
+    val_q = set(rng.choice(uniq, size=max(1, len(uniq) // 5), replace=False).tolist())
+    val = np.array([g in val_q for g in groups])
+    results = {}
+    for kind in ("mlp", "logreg"):
+        pipe = probe_lib.fit(x[~val], y[~val], kind, seed)  # type: ignore[arg-type]
+        exported = probe_lib.export(pipe)
+        results[kind] = (roc_auc_score(y[val], exported.prob(x[val])), exported)
+    best = max(results, key=lambda k: results[k][0])
+    return Fitted(results[best][1], best, {k: round(float(v[0]), 4) for k, v in results.items()})
+
+
+@dataclass
+class Replay:
+    accuracy: float
+    mean_thinking_tokens: float
+    exit_rate: float  # share of traces that exited early
+    premature_exit_rate_trajectory: float  # share of traces whose exit answered wrong
+
+
+def replay(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray) -> Replay:
+    """Offline LYNX on the given traces; `exits[j]` says whether event j would exit."""
+    ev = traces.events
+    order = np.argsort(ev.trace * 1_000_000 + ev.position, kind="stable")
+    first_exit: dict[int, int] = {}
+    for j in order:
+        t = int(ev.trace[j])
+        if exits[j] and t not in first_exit:
+            first_exit[t] = j
+    correct, tokens, early, wrong = [], [], 0, 0
+    for t in trace_ids:
+        j = first_exit.get(int(t))
+        if j is None:
+            correct.append(bool(traces.correct[t]))
+            tokens.append(int(traces.thinking_tokens[t]))
+        else:
+            early += 1
+            wrong += int(ev.label[j] != 1)
+            correct.append(ev.label[j] == 1)
+            tokens.append(int(ev.position[j]) + 1)  # the cue is emitted before the exit
+    n = max(len(trace_ids), 1)
+    return Replay(float(np.mean(correct)), float(np.mean(tokens)), early / n, wrong / n)
+
+
+def oracle(traces: Traces, trace_ids: np.ndarray) -> Replay:
+    """The earliest cue whose forced exit answers right, per trace (no policy can beat it)."""
+    return replay(traces, trace_ids, traces.events.label == 1)
+
+
+def event_premature_rate(th: Thresholds, p: np.ndarray, y: np.ndarray) -> float:
+    """Share of class-0 events (exiting is wrong) where the policy exits."""
+    neg = y == 0
+    return float(th.exits_many(p[neg]).mean()) if neg.any() else float("nan")
+
+
+def effort_points(
+    cal: Calibration,
+    traces: Traces,
+    trace_ids: np.ndarray,
+    p_all: np.ndarray,
+    deltas: list[float],
+    grid: list[float],
+) -> list[dict]:
+    """Effort e -> (delta, cap) so that e spends about e x the natural thinking length.
+
+    Per e: the smallest delta (the safest) whose replayed mean thinking is within e of
+    natural; when no delta on the grid gets there, the largest delta plus the budget cap
+    that brings the rest down (the effort table's rule on the LYNX-shortened lengths).
+    e = 0 means no thinking; e = 1 means no LYNX exit.
+    """
+    natural = float(traces.thinking_tokens[trace_ids].mean())
+    replays = {d: replay(traces, trace_ids, cal.thresholds(d).exits_many(p_all)) for d in deltas}
+    points = []
+    for e in grid:
+        if e <= 0:
+            points.append({"effort": e, "delta": None, "max_thinking_tokens": 0})
+            continue
+        if e >= 1:
+            points.append({"effort": e, "delta": None, "max_thinking_tokens": None})
+            continue
+        ok = [d for d in sorted(deltas) if replays[d].mean_thinking_tokens <= e * natural + 1e-9]
+        if ok:
+            points.append({"effort": e, "delta": ok[0], "max_thinking_tokens": None})
+            continue
+        d = max(deltas)
+        lengths = _lynx_lengths(traces, trace_ids, cal.thresholds(d).exits_many(p_all))
+        cap = budget_for(lengths, e * natural / max(np.mean(lengths), 1e-9))
+        points.append({"effort": e, "delta": d, "max_thinking_tokens": int(cap)})
+    return points
+
+
+def _lynx_lengths(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray) -> list[int]:
+    ev = traces.events
+    out = []
+    for t in trace_ids:
+        js = np.where((ev.trace == t) & exits)[0]
+        out.append(int(ev.position[js].min()) + 1 if len(js) else int(traces.thinking_tokens[t]))
+    return out

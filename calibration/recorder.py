@@ -1,0 +1,90 @@
+"""Record residual-stream features at cue tokens while vLLM generates calibration traces.
+
+The same capture (probes/capture.py) and the same step alignment as the server's LYNX
+controller: a cue's features are read at the decode step that processes the cue token,
+the first step at which the request holds one more output token than before. Re-prefill
+after preemption never records (its logits rows are other tokens).
+
+Runs inside vLLM's worker: `CueRecorder` is a logits processor that never changes the
+logits; `RecorderExtension` (worker_extension_cls) installs the hooks and hands the
+records back over `collective_rpc`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from vllm import SamplingParams
+from vllm.config import VllmConfig
+from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
+from vllm.v1.sample.logits_processor.builtin import process_dict_updates
+
+from probes import capture
+
+RECORD_KEY = "thinkctl_record"  # extra_args: {"key": str, "cues": [ids], "end": id}
+PROCESSOR = "calibration.recorder:CueRecorder"
+EXTENSION = "calibration.recorder.RecorderExtension"
+
+# key -> [(output position of the cue, float32 feature bytes)]
+_RECORDS: dict[str, list[tuple[int, bytes]]] = {}
+
+
+@dataclass
+class _Row:
+    key: str
+    cues: frozenset[int]
+    end: int
+    output_ids: list[int]
+    seen: int = -1  # output length at the previous step; -1 before the first
+    closed: bool = False
+    positions: set[int] = field(default_factory=set)
+
+
+class CueRecorder(LogitsProcessor):
+    def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
+        self._rows: dict[int, _Row] = {}
+
+    def is_argmax_invariant(self) -> bool:
+        return False  # must run for greedy batches too; it never changes the logits
+
+    @staticmethod
+    def _new_row(params: SamplingParams, prompt_ids, output_ids: list[int]) -> _Row | None:
+        spec = (params.extra_args or {}).get(RECORD_KEY)
+        if spec is None:
+            return None
+        return _Row(spec["key"], frozenset(spec["cues"]), int(spec["end"]), output_ids)
+
+    def update_state(self, batch_update: BatchUpdate | None) -> None:
+        process_dict_updates(self._rows, batch_update, self._new_row)
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        cap = capture.current()
+        for index, row in self._rows.items():
+            n = len(row.output_ids)
+            fresh = n == row.seen + 1 and n > 0
+            row.seen = n
+            if not fresh or row.closed:
+                continue
+            last = row.output_ids[n - 1]
+            if last == row.end:
+                row.closed = True
+            elif last in row.cues and cap is not None and n - 1 not in row.positions:
+                row.positions.add(n - 1)
+                feats = cap.row(index).cpu().numpy().astype(np.float32)
+                _RECORDS.setdefault(row.key, []).append((n - 1, feats.tobytes()))
+        return logits
+
+
+class RecorderExtension:
+    """Mixed into vLLM's Worker; called by name through `collective_rpc`."""
+
+    def thinkctl_install_capture(self, layers: list[int]) -> bool:
+        capture.install(self.model_runner, layers)
+        return True
+
+    def thinkctl_take_records(self) -> dict[str, list[tuple[int, bytes]]]:
+        out = dict(_RECORDS)
+        _RECORDS.clear()
+        return out

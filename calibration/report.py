@@ -1,0 +1,117 @@
+"""The calibration report: report.json, report.md and three PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+
+
+def plots(out: Path, report: dict, p_test: np.ndarray, y_test: np.ndarray) -> list[str]:
+    rows = report["deltas"]
+    names = []
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    frac, mean_p = calibration_curve(y_test, p_test, n_bins=10, strategy="quantile")
+    ax.plot(mean_p, frac, "o-", label="probe")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect")
+    ax.set(xlabel="predicted P(exit answers right)", ylabel="observed share right",
+           title=f"Calibration (held-out events, AUC {report['probe']['auc']:.3f})")  # fmt: skip
+    ax.legend()
+    names.append(_save(fig, out / "calibration_curve.png"))
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    d = [r["delta"] for r in rows]
+    ax.plot(d, [r["premature_exit_rate_event"] for r in rows], "o-", label="per event (class 0)")
+    ax.plot(d, [r["premature_exit_rate_trajectory"] for r in rows], "s-", label="per trajectory")
+    ax.plot(d, [r["event_bound"] for r in rows], "k--", lw=0.8, label="δ + 1/(n₀+1)")
+    ax.set(xlabel="δ", ylabel="premature-exit rate", title="Premature exits vs δ (held out)")
+    ax.legend()
+    names.append(_save(fig, out / "premature_exit_vs_delta.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([r["mean_thinking_tokens"] for r in rows], [r["accuracy"] for r in rows], "o-",
+            label="LYNX (δ grid)")  # fmt: skip
+    for r in rows:
+        ax.annotate(f"δ={r['delta']}", (r["mean_thinking_tokens"], r["accuracy"]), fontsize=7)
+    for key, marker in (("natural", "k*"), ("oracle", "g^")):
+        ax.plot(report[key]["mean_thinking_tokens"], report[key]["accuracy"], marker, ms=10,
+                label=key)  # fmt: skip
+    ax.set(xlabel="mean thinking tokens", ylabel="accuracy",
+           title="Accuracy vs thinking (held-out traces, replayed)")  # fmt: skip
+    ax.legend()
+    names.append(_save(fig, out / "accuracy_vs_tokens.png"))
+    return names
+
+
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def markdown(report: dict, images: list[str]) -> str:
+    p = report["probe"]
+    lines = [
+        f"# LYNX calibration report: {report['model']}",
+        "",
+        f"Command: `{report['command']}` ({report['seconds']:.0f} s"
+        + (
+            f"; {report['reused_shards']} trace shards reused from an earlier run"
+            if report.get("reused_shards")
+            else ""
+        )
+        + ").",  # fmt: skip
+        "",
+        f"Data: {report['data']}, {report['n_traces']} traces sampled at T = "
+        f"{report['temperature']} ({report['n_events']} cue events), split by question "
+        f"into train / cal / test = {report['split_traces']}.",
+        "",
+        f"Probe: {p['kind']} on layers {p['layers']} ({p['dim']} features); validation AUC "
+        f"{p['auc_val']}; held-out AUC **{p['auc']:.3f}**. Calibration events: class 0 "
+        f"(exiting would be wrong) n₀ = {report['n_cal_class0']}, class 1 n₁ = "
+        f"{report['n_cal_class1']}.",
+        "",
+        f"Held-out traces: natural {report['natural']['accuracy']:.3f} accuracy at "
+        f"{report['natural']['mean_thinking_tokens']:.1f} thinking tokens; oracle "
+        f"{report['oracle']['accuracy']:.3f} at {report['oracle']['mean_thinking_tokens']:.1f}.",
+        "",
+        "| δ | premature exits / class-0 event | bound δ+1/(n₀+1) | premature exits / trace "
+        "| accuracy | mean thinking | saved vs natural | share of oracle savings |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["deltas"]:
+        lines.append(
+            f"| {r['delta']} | {r['premature_exit_rate_event']:.3f} | {r['event_bound']:.3f} "
+            f"| {r['premature_exit_rate_trajectory']:.3f} | {r['accuracy']:.3f} "
+            f"| {r['mean_thinking_tokens']:.1f} | {r['savings']:.1%} "
+            f"| {r['share_of_oracle_savings']:.1%} |"
+        )
+    lines += [
+        "",
+        "The guarantee is per event and needs exchangeability: among cue events where "
+        "exiting would be wrong, the share that exit is at most δ in expectation. It does "
+        "not bound the per-trace rate, which is reported beside it.",
+        "",
+        "Effort mapping (effort → δ, cap), written into probe.json:",
+        "",
+        "| effort | δ | max thinking tokens |",
+        "|---|---|---|",
+    ]
+    for e in report["effort"]:
+        lines.append(f"| {e['effort']} | {e['delta']} | {e['max_thinking_tokens']} |")
+    lines += ["", *[f"![{name}]({name})" for name in images], ""]
+    return "\n".join(lines)
+
+
+def write(out: Path, report: dict, p_test: np.ndarray, y_test: np.ndarray) -> None:
+    images = plots(out, report, p_test, y_test)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(report, images))

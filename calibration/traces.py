@@ -1,0 +1,197 @@
+"""Calibration traces: sampled with vLLM like the serving default, with the features of
+every cue event recorded in the engine, and each event labelled by a forced exit.
+
+Work is done in shards written to `WORK/shard-NNNN.safetensors` (+ `.json`); a shard
+that exists is not redone, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from calibration import recorder
+from calibration.datasets import Dataset
+from calibration.forced_exit import ForcedExit, answer_forced_exits
+from probes.features import FeatureSpec
+
+
+@dataclass
+class Events:
+    """Cue events of many traces, as parallel arrays."""
+
+    trace: np.ndarray  # (m,) index of the trace (global across shards)
+    position: np.ndarray  # (m,) output position of the cue token
+    label: np.ndarray  # (m,) 1: a forced exit here answers right; 0: wrong; -1: malformed
+    features: np.ndarray  # (m, d) float32
+
+
+@dataclass
+class Traces:
+    question: np.ndarray  # (t,) dataset index of each trace
+    thinking_tokens: np.ndarray  # (t,) natural thinking length (delimiters excluded)
+    correct: np.ndarray  # (t,) natural answer correct (1/0; malformed = 0)
+    closed: np.ndarray  # (t,) thinking closed within the token limit
+    events: Events
+
+
+def _label(ok: bool | None) -> int:
+    return -1 if ok is None else int(ok)
+
+
+class Generator:
+    """An offline vLLM engine with the cue recorder installed."""
+
+    def __init__(self, model: str, spec: FeatureSpec, seed: int, engine_kwargs: dict) -> None:
+        from vllm import LLM
+
+        self.llm = LLM(
+            model=model,
+            seed=seed,
+            enforce_eager=True,  # forward hooks run only in eager mode
+            enable_prefix_caching=True,  # forced exits share their trace's prefix
+            logits_processors=[recorder.PROCESSOR],
+            worker_extension_cls=recorder.EXTENSION,
+            **engine_kwargs,
+        )
+        self.llm.collective_rpc("thinkctl_install_capture", args=(list(spec.layers),))
+        self.tok = self.llm.get_tokenizer()
+        self.spec = spec
+
+    def prompt_ids(self, question: str) -> list[int]:
+        return self.tok.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True,
+            tokenize=True, return_dict=False,
+        )  # fmt: skip
+
+    def shard(
+        self,
+        data: Dataset,
+        questions: list[int],
+        first_trace: int,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        close_ids: list[int],
+        answer_tokens: int,
+    ) -> Traces:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [self.prompt_ids(data.questions[q]) for q in questions]
+        params = []
+        for i in range(len(questions)):
+            record = {"key": str(first_trace + i), "cues": list(self.spec.cue_token_ids),
+                      "end": self.spec.think_end_id}  # fmt: skip
+            params.append(SamplingParams(temperature=temperature, top_p=top_p,
+                                         max_tokens=max_tokens,
+                                         extra_args={recorder.RECORD_KEY: record}))  # fmt: skip
+        outs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False
+        )
+        records = {}
+        for worker_records in self.llm.collective_rpc("thinkctl_take_records"):
+            records.update(worker_records)
+        end = self.spec.think_end_id
+        thinking, correct, closed, exits, feats = [], [], [], [], []
+        for i, (q, prompt, out) in enumerate(zip(questions, prompts, outs, strict=True)):
+            ids = list(out.outputs[0].token_ids)
+            closed.append(end in ids)
+            thinking.append(ids.index(end) if end in ids else len(ids))
+            correct.append(int(bool(data.check(q, self.tok.decode(ids)))))
+            for pos, raw in sorted(records.get(str(first_trace + i), [])):
+                # The online exit happens after the cue is emitted: keep it in the prefix.
+                exits.append(ForcedExit(first_trace + i, pos, (*prompt, *ids[: pos + 1],
+                                                                *close_ids)))  # fmt: skip
+                feats.append(np.frombuffer(raw, dtype=np.float32))
+        answers = answer_forced_exits(self.llm, exits, max_tokens=answer_tokens)
+        labels = []
+        for e, a in zip(exits, answers, strict=True):
+            q = questions[e.trace - first_trace]
+            text = self.tok.decode(close_ids[1:] + a)  # the inducer opens the answer
+            labels.append(_label(data.check(q, text)))
+        dim = self.spec_dim()
+        return Traces(
+            question=np.asarray(questions, dtype=np.int64),
+            thinking_tokens=np.asarray(thinking, dtype=np.int64),
+            correct=np.asarray(correct, dtype=np.int64),
+            closed=np.asarray(closed, dtype=np.int64),
+            events=Events(
+                trace=np.asarray([e.trace for e in exits], dtype=np.int64),
+                position=np.asarray([e.position for e in exits], dtype=np.int64),
+                label=np.asarray(labels, dtype=np.int64),
+                features=np.stack(feats) if feats else np.zeros((0, dim), np.float32),
+            ),
+        )
+
+    def spec_dim(self) -> int:
+        cfg = self.llm.llm_engine.model_config.hf_config
+        return self.spec.dim(getattr(cfg, "get_text_config", lambda: cfg)().hidden_size)
+
+
+def save(traces: Traces, path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    arrays = {
+        "question": traces.question, "thinking_tokens": traces.thinking_tokens,
+        "correct": traces.correct, "closed": traces.closed,
+        "events.trace": traces.events.trace, "events.position": traces.events.position,
+        "events.label": traces.events.label, "events.features": traces.events.features,
+    }  # fmt: skip
+    tmp = path.with_suffix(".tmp")
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp)
+    tmp.rename(path)  # a shard is either complete or absent
+
+
+def load(path: Path) -> Traces:
+    from safetensors.numpy import load_file
+
+    a = load_file(path)
+    return Traces(
+        a["question"], a["thinking_tokens"], a["correct"], a["closed"],
+        Events(a["events.trace"], a["events.position"], a["events.label"],
+               a["events.features"]),
+    )  # fmt: skip
+
+
+def concat(parts: list[Traces]) -> Traces:
+    def cat(get):
+        return np.concatenate([get(p) for p in parts])
+
+    return Traces(
+        cat(lambda p: p.question), cat(lambda p: p.thinking_tokens), cat(lambda p: p.correct),
+        cat(lambda p: p.closed),
+        Events(cat(lambda p: p.events.trace), cat(lambda p: p.events.position),
+               cat(lambda p: p.events.label), cat(lambda p: p.events.features)),
+    )  # fmt: skip
+
+
+def generate(
+    make_generator,
+    data: Dataset,
+    samples: int,
+    work: Path,
+    shard_size: int,
+    **shard_kwargs,
+) -> tuple[Traces, int]:
+    """All traces (each question `samples` times), shard by shard, resuming finished ones.
+    Also returns how many shards were reused from an earlier run."""
+    work.mkdir(parents=True, exist_ok=True)
+    order = [q for _ in range(samples) for q in range(len(data.questions))]
+    n_shards = (len(order) + shard_size - 1) // shard_size
+    parts, gen, reused = [], None, 0
+    for s in tqdm(range(n_shards), desc="traces", unit="shard"):
+        path = work / f"shard-{s:04d}.safetensors"
+        if not path.exists():
+            gen = gen or make_generator()
+            qs = order[s * shard_size : (s + 1) * shard_size]
+            save(gen.shard(data, qs, s * shard_size, **shard_kwargs), path)
+        else:
+            reused += 1
+        parts.append(load(path))
+    (work / "done.json").write_text(json.dumps({"shards": n_shards, "traces": len(order)}))
+    return concat(parts), reused

@@ -1,0 +1,58 @@
+"""`thinkctl calibrate`, smoke-sized, end to end on the testbed (real vLLM engine)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from probes.artifact import ProbeArtifact
+from probes.features import model_facts
+
+TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
+KEYS = {"delta", "n_cal_class0", "premature_exit_rate_event", "premature_exit_rate_trajectory",
+        "accuracy", "mean_thinking_tokens", "auc"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe")
+    cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(TESTBED), "--out",
+           str(out), "--limit", "120", "--samples", "2", "--shard-size", "120"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def test_writes_artifact_report_and_plots(out):
+    for name in ["probe.json", "probe.safetensors", "report.json", "report.md",
+                 "calibration_curve.png", "premature_exit_vs_delta.png",
+                 "accuracy_vs_tokens.png"]:  # fmt: skip
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert [r["delta"] for r in report["deltas"]] == [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]
+    for row in report["deltas"]:
+        assert KEYS <= set(row)
+        assert 0 <= row["premature_exit_rate_event"] <= 1
+    assert 0 <= report["probe"]["auc"] <= 1
+    assert report["n_traces"] == 240
+    assert len(list((out / "work").glob("shard-*.safetensors"))) == 2
+
+
+def test_the_artifact_fits_the_testbed_and_has_an_effort_map(out):
+    from transformers import AutoConfig, AutoTokenizer
+
+    art = ProbeArtifact.load(out)
+    art.check_model(model_facts(AutoConfig.from_pretrained(TESTBED),
+                                AutoTokenizer.from_pretrained(TESTBED)))  # fmt: skip
+    efforts = [p.effort for p in art.meta.effort]
+    assert efforts[0] == 0 and efforts[-1] == 1 and efforts == sorted(efforts)
+
+
+def test_rerun_reuses_finished_shards(out):
+    cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(TESTBED), "--out",
+           str(out), "--limit", "120", "--samples", "2", "--shard-size", "120"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "report.json").read_text())["reused_shards"] == 2
