@@ -140,6 +140,9 @@ def fit_and_report(
     auc = float(roc_auc_score(y[test_ev], p_all[test_ev]))
     natural = lynx.replay(tr, test_tr, np.zeros(len(y), bool))
     best = lynx.oracle(tr, test_tr)
+    q_ev = tr.question[ev.trace]
+    pool = keep & (masks["cal"][q_ev] | masks["test"][q_ev])
+    resplit = lynx.resplit_event_rates(p_all, y, q_ev, pool, list(args.deltas), seed=args.seed)
     rows = []
     for d in args.deltas:
         th = cal.thresholds(d)
@@ -152,6 +155,8 @@ def fit_and_report(
             "premature_exit_rate_event": lynx.event_premature_rate(th, p_all[test_ev],
                                                                    y[test_ev]),
             "event_bound": d + 1 / (cal.n0 + 1),
+            "premature_exit_rate_event_resplit_mean": resplit[d][0],
+            "premature_exit_rate_event_resplit_sd": resplit[d][1],
             "premature_exit_rate_trajectory": r.premature_exit_rate_trajectory,
             "accuracy": r.accuracy, "mean_thinking_tokens": r.mean_thinking_tokens,
             "exit_rate": r.exit_rate, "savings": saved,

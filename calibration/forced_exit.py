@@ -1,9 +1,10 @@
 """Forced exits: what would the model answer if thinking stopped right here?
 
-The trace is cut just before a cue word, the end-of-thinking token and an answer inducer
-are appended, and a short greedy answer is decoded and checked. This labels cue events
-for LYNX probes (y = 1 if the forced answer is correct) and measures the testbed's
-overthinking and self-correction; both use this one routine.
+The trace is cut at a cue word, the end-of-thinking token and an answer inducer are
+appended, and a short greedy answer is decoded and checked. `forced_exits` cuts just
+before the cue (the testbed's overthinking and self-correction measures); LYNX labels
+(calibration/traces.py) keep the cue, because the server exits after the cue token was
+emitted, so a label says exactly what that exit would answer.
 """
 
 from __future__ import annotations

@@ -143,3 +143,33 @@ def _lynx_lengths(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray) -> l
         js = np.where((ev.trace == t) & exits)[0]
         out.append(int(ev.position[js].min()) + 1 if len(js) else int(traces.thinking_tokens[t]))
     return out
+
+
+def resplit_event_rates(
+    p: np.ndarray,
+    y: np.ndarray,
+    question: np.ndarray,
+    pool: np.ndarray,
+    deltas: list[float],
+    n_splits: int = 200,
+    seed: int = 0,
+) -> dict[float, tuple[float, float]]:
+    """Class-0 exit rate over many random cal/test re-splits of the same questions.
+
+    The guarantee bounds the *expected* rate; one held-out split scatters around it
+    (events of one question are correlated, so the scatter is wide). Averaging over
+    re-splits (same cal/test proportions, by question) estimates the expectation.
+    Returns delta -> (mean, standard deviation).
+    """
+    rng = np.random.default_rng(seed)
+    qs = np.unique(question[pool])
+    n_cal = int(len(qs) * SPLITS["cal"] / (SPLITS["cal"] + SPLITS["test"]))
+    rates: dict[float, list[float]] = {d: [] for d in deltas}
+    for _ in range(n_splits):
+        cal_q = rng.permutation(qs)[:n_cal]
+        in_cal = np.isin(question, cal_q)
+        cal = Calibration.from_probs(p[pool & in_cal], y[pool & in_cal])
+        neg = pool & ~in_cal & (y == 0)
+        for d in deltas:
+            rates[d].append(float(cal.thresholds(d).exits_many(p[neg]).mean()))
+    return {d: (float(np.mean(r)), float(np.std(r))) for d, r in rates.items()}

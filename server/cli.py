@@ -21,6 +21,7 @@ from pathlib import Path
 from server import embedded
 from server.config import ServerConfig
 from server.effort import EffortMap
+from server.probe_config import ProbeConfig
 
 # The KV cache reserved on CPU when neither --gpu-memory-utilization nor
 # --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,
@@ -64,6 +65,12 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--wait-string", help="Text injected below a minimum thinking budget (Wait).")
     g.add_argument("--uvicorn-log-level", default="info", help="uvicorn's log level.")
+    g.add_argument(
+        "--probe",
+        type=Path,
+        help="LYNX probe folder (from `thinkctl calibrate`): enables `thinkctl.lynx` and "
+        "effort through the probe. Turns on --enforce-eager (hooks need eager mode).",
+    )
 
 
 def _resolve_model(model: str | None) -> tuple[str, str]:
@@ -98,19 +105,40 @@ def _cannot_start(model: str, exc: Exception) -> SystemExit:
     return SystemExit(f"thinkctl: could not start the engine for {model!r}: {reason}.{hint}")
 
 
+def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConfig:
+    """The probe, checked against the model before the engine starts (a clear refusal)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from probes.artifact import ProbeArtifact, ProbeError
+    from probes.features import model_facts
+
+    try:
+        artifact = ProbeArtifact.load(folder)
+        hf = AutoConfig.from_pretrained(model, trust_remote_code=args.trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(args.tokenizer or model,
+                                            trust_remote_code=args.trust_remote_code)  # fmt: skip
+        artifact.check_model(model_facts(hf, tok))
+    except ProbeError as exc:
+        raise SystemExit(f"thinkctl: refusing probe {str(folder)!r} for {model!r}: {exc}") from exc
+    return ProbeConfig.from_artifact(str(folder.resolve()), artifact)
+
+
 async def _serve(config: ServerConfig, engine_args) -> None:
     import uvicorn
 
     from server.app import create_app
     from server.deps import AppContext
-    from server.engine.launch import start_engine
+    from server.engine.launch import install_capture, start_engine
     from server.model_info import ModelInfo
 
+    probe_dir = config.probe.path if config.probe else None
     try:
-        engine, collector = start_engine(engine_args)
+        engine, collector = start_engine(engine_args, probe_dir)
     except Exception as exc:
         raise _cannot_start(engine_args.model, exc) from exc
     try:
+        if config.probe is not None:
+            await install_capture(engine, config.probe.summary["layers"])
         info = ModelInfo.load(config, engine.get_tokenizer(), engine.model_config.max_model_len)
         app = create_app(AppContext(config, engine, collector, info, int(time.time())))
         server = uvicorn.Server(
@@ -141,6 +169,9 @@ def _control_settings(args: argparse.Namespace, model: str) -> dict[str, str]:
 def serve(args: argparse.Namespace) -> None:
     model, name = _resolve_model(args.model_tag or args.model)
     args.model = model
+    probe = _load_probe(args.probe, args, model) if args.probe else None
+    if probe is not None:
+        args.enforce_eager = True  # forward hooks do not run inside compiled graphs
     if not args.served_model_name:
         args.served_model_name = [name]
     config = ServerConfig(
@@ -151,6 +182,7 @@ def serve(args: argparse.Namespace) -> None:
         reasoning_field=args.reasoning_field,
         log_level=args.uvicorn_log_level,
         effort=EffortMap.load(model),
+        probe=probe,
         **_control_settings(args, model),
     )
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from server.effort import EffortMap
+from server.probe_config import ProbeConfig
 
 
 @dataclass(frozen=True)
@@ -27,4 +28,5 @@ class ServerConfig:
     # Injected when the model tries to stop thinking below a minimum budget (s1).
     wait_string: str = "Wait"
     effort: EffortMap = field(default_factory=EffortMap)  # the model's, if calibrated
+    probe: ProbeConfig | None = None  # LYNX, when served with --probe
     log_level: str = "info"

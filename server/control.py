@@ -5,15 +5,64 @@ Sources of a maximum thinking budget, in order of precedence (a conflict is a 40
 numeric `thinkctl.effort`, then `reasoning_effort`, both through the model's effort map
 (server/effort.py). `thinkctl.ts` and `thinkctl.top_h`
 add those controllers; all of them compose in one request.
+
+LYNX: `thinkctl.lynx` (true or {delta}) turns it on; on a server with a probe, an effort
+(numeric or `reasoning_effort`) maps through the probe's calibrated effort map to a delta
+and a cap instead of the budget table, unless `thinkctl.lynx` is false or an explicit
+thinking budget is given.
 """
 
 from __future__ import annotations
 
+from probes.effort_table import LEVELS
 from server.config import ServerConfig
-from server.controllers.spec import BudgetSpec, ControlSpec, TopHSpec, TSSpec
+from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec, TopHSpec, TSSpec
 from server.errors import InvalidRequest
 from server.model_info import ModelInfo
-from server.protocol import ChatCompletionRequest
+from server.protocol import ChatCompletionRequest, LynxOptions
+
+_UNSET = object()
+
+
+def _explicit_budget(req: ChatCompletionRequest) -> bool:
+    ours = req.thinkctl.max_thinking_tokens if req.thinkctl else None
+    return ours is not None or req.thinking_token_budget not in (None, -1)
+
+
+def _effort_fraction(req: ChatCompletionRequest, config: ServerConfig) -> float | None:
+    if req.thinkctl and req.thinkctl.effort is not None:
+        return req.thinkctl.effort
+    level = req.reasoning_effort
+    if level is None:
+        return None
+    if level == "max":
+        return 1.0
+    return config.effort.fractions.get(level, LEVELS.get(level))
+
+
+def _lynx_plan(req: ChatCompletionRequest, config: ServerConfig):
+    """(delta or None, cap or _UNSET): LYNX's share of the request's control."""
+    asked = req.thinkctl.lynx if req.thinkctl else None
+    if asked is False:
+        return None, _UNSET
+    probe = config.probe
+    if asked is not None and probe is None:
+        raise InvalidRequest(
+            "thinkctl.lynx needs a server started with --probe DIR (thinkctl calibrate makes one).",
+            "thinkctl.lynx",
+        )
+    if probe is None:
+        return None, _UNSET
+    delta = asked.delta if isinstance(asked, LynxOptions) else None
+    effort = _effort_fraction(req, config)
+    if effort is not None and not _explicit_budget(req):
+        effort_delta, cap = probe.for_effort(effort)
+        if asked is not None:  # asked for LYNX explicitly: never switched off by effort
+            effort_delta = effort_delta or probe.default_delta
+        return delta or effort_delta, cap
+    if asked is not None:
+        return delta or probe.default_delta, _UNSET
+    return None, _UNSET
 
 
 def _max_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
@@ -46,7 +95,8 @@ def resolve_control(
 ) -> ControlSpec | None:
     """The spec for this request, or None when no controller is asked for."""
     opts = req.thinkctl
-    max_think = _max_budget(req, config)
+    lynx_delta, lynx_cap = _lynx_plan(req, config)
+    max_think = _max_budget(req, config) if lynx_cap is _UNSET else lynx_cap
     min_think = (opts.min_thinking_tokens if opts else None) or 0
     if max_think is not None and min_think > max_think:
         raise InvalidRequest(
@@ -58,7 +108,7 @@ def resolve_control(
     ts = TSSpec(**opts.ts.model_dump()) if opts and opts.ts else None
     top_h = TopHSpec(**opts.top_h.model_dump()) if opts and opts.top_h else None
     mode = info.encode(opts.mode_prefix) if opts and opts.mode_prefix else None
-    if not (wants_budget or ts or top_h or mode):
+    if not (wants_budget or ts or top_h or mode or lynx_delta):
         return None
     if info.delims is None:
         if req.reasoning_effort is not None and opts is None and req.thinking_token_budget is None:
@@ -69,18 +119,23 @@ def resolve_control(
             "thinkctl",
         )
     end = info.delims.end
+    inducer = config.answer_inducer
+    if opts and opts.answer_inducer is not None:
+        inducer = opts.answer_inducer  # may be "" for a bare close
+    close = [end, *info.encode(inducer)]
     budget = None
     if wants_budget:
-        inducer, wait = config.answer_inducer, config.wait_string
-        if opts and opts.answer_inducer is not None:
-            inducer = opts.answer_inducer  # may be "" for a bare close
+        wait = config.wait_string
         if opts and opts.wait_string is not None:
             wait = opts.wait_string
         budget = BudgetSpec(
             max=max_think,
             min=min_think,
-            close=[end, *info.encode(inducer)],
+            close=close,
             wait=info.encode(wait),
             stop=sorted({end, *info.eos_ids}),
         )
-    return ControlSpec(think=(info.delims.start, end), mode=mode, budget=budget, ts=ts, top_h=top_h)
+    lynx = LynxSpec(delta=lynx_delta, close=close) if lynx_delta else None
+    return ControlSpec(
+        think=(info.delims.start, end), mode=mode, budget=budget, ts=ts, top_h=top_h, lynx=lynx
+    )

@@ -147,6 +147,7 @@ class Generation:
 
     def _trace(self, choice: _Choice) -> ControlTrace:
         events = self.collector.take(choice.request_id)
+        metrics.observe_probe(events)
         tracker = choice.tracker
         n_out = len(choice.token_ids)
         forced = [_forced_count(e, n_out) for e in events]
@@ -155,10 +156,7 @@ class Generation:
             exit_reason=_exit_reason(choice, events),
             thinking_tokens=tracker.thinking_tokens if tracker else 0,
             forced_tokens=sum(forced),
-            events=[
-                ControlEventOut(controller=e.controller, reason=e.reason, at=e.at, forced_tokens=k)
-                for e, k in zip(events, forced, strict=True)
-            ],
+            events=[_event_out(e, k) for e, k in zip(events, forced, strict=True)],
         )
 
     @property
@@ -179,12 +177,24 @@ def _forced_count(event: ControlEvent, n_out: int) -> int:
     return max(0, min(len(event.tokens), n_out - event.at))
 
 
+def _event_out(e: ControlEvent, forced: int) -> ControlEventOut:
+    detail = dict(e.detail)
+    cue = detail.get("cue_index")
+    return ControlEventOut(
+        controller=e.controller, reason=e.reason, at=e.at, forced_tokens=forced,
+        cue_index=None if cue is None else int(cue), score=detail.get("score"),
+        delta=detail.get("delta"),
+    )  # fmt: skip
+
+
 def _exit_reason(choice: _Choice, events: list[ControlEvent]) -> str:
     tracker = choice.tracker
     if tracker is None or not (choice.entered_thinking or tracker.phase is not Phase.BEFORE):
         return "no_thinking"
     if tracker.closed_at is not None:
         for e in events:  # a forced close, or a soft controller's shift that the model took
+            if e.note:
+                continue  # a decision that changed nothing (a probe that let thinking go on)
             if e.at == tracker.closed_at and (not e.tokens or e.tokens[0] == tracker.delims.end):
                 return e.reason
         return "natural"

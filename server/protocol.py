@@ -62,6 +62,18 @@ class TopHOptions(BaseModel):
     phase: Literal["thinking", "answer", "both"] = "thinking"
 
 
+class LynxOptions(BaseModel):
+    """LYNX early exit at cue words (needs a server started with --probe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delta: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Risk level: at most this share of cue events where exiting would be "
+        "wrong exit (split conformal, per event). Default: the probe's.",
+    )  # fmt: skip
+
+
 class ThinkctlOptions(BaseModel):
     """thinkctl's per-request controls (request body field `thinkctl`)."""
 
@@ -78,6 +90,11 @@ class ThinkctlOptions(BaseModel):
     )  # fmt: skip
     ts: TSOptions | None = None
     top_h: TopHOptions | None = None
+    lynx: LynxOptions | bool | None = Field(
+        default=None,
+        description="true (the probe's default delta), {delta}, or false to keep LYNX off "
+        "even when effort would turn it on.",
+    )
     max_thinking_tokens: int | None = Field(
         default=None, ge=0, description="Close thinking after this many tokens (budget forcing)."
     )
@@ -139,13 +156,19 @@ class ControlEventOut(BaseModel):
     reason: str
     at: int = Field(description="Output position where the forced tokens start.")
     forced_tokens: int
+    # LYNX decisions: which cue (0-based, in this choice), the probe's score, the delta.
+    cue_index: int | None = None
+    score: float | None = None
+    delta: float | None = None
 
 
 class ControlTrace(BaseModel):
     """What control did to one choice."""
 
     controllers: list[str]
-    exit_reason: Literal["natural", "budget", "ts", "mode", "max_tokens", "stop", "no_thinking"]
+    exit_reason: Literal[
+        "natural", "budget", "ts", "lynx", "mode", "max_tokens", "stop", "no_thinking"
+    ]
     thinking_tokens: int
     forced_tokens: int
     events: list[ControlEventOut] = []

@@ -22,6 +22,11 @@ def top(mods: set[str]) -> set[str]:
     [
         ("probes", {"server", "calibration", "vllm", "fastapi"}),
         ("probes.effort_table", {"server", "calibration", "vllm", "fastapi"}),
+        ("probes.artifact", {"server", "calibration", "vllm", "fastapi"}),
+        ("probes.capture", {"server", "calibration", "vllm", "fastapi"}),
+        ("calibration.cli", {"server"}),
+        ("calibration.recorder", {"server"}),
+        ("server.controllers.lynx", {"vllm", "fastapi", "starlette", "calibration"}),
         ("calibration.effort", {"server"}),
         ("calibration", {"server"}),
         ("server.controllers.spec", {"vllm", "fastapi", "starlette", "calibration"}),

@@ -18,6 +18,7 @@ vLLM does for discarded chunked-prefill samples) gives the same action.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +35,10 @@ class StepView:
     phase: Phase
     thinking_tokens: int  # tokens inside the thinking block so far, delimiters excluded
     logits: torch.Tensor  # (vocab,) float32 row of this request, before sampling
+    last_token: int | None = None  # the latest output token (None before the first)
+    # Features of the latest token (probes/capture.py), offered only at the decode step
+    # that processes it; a callable so that they are gathered only when a controller asks.
+    hidden: Callable[[], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,16 @@ class Action:
     - `ban`: token ids whose logits become -inf.
     - `shift`: additive log-odds shifts per token id.
     - `reason`: the exit/intervention reason reported in the control trace.
+    - `detail`: numbers that explain the decision (e.g. a probe's score), for the trace.
+    - `note`: report `detail` in the trace even when the action changes nothing.
     """
 
     force: tuple[int, ...] = ()
     ban: frozenset[int] = field(default_factory=frozenset)
     shift: tuple[tuple[int, float], ...] = ()
     reason: str = ""
+    detail: tuple[tuple[str, float], ...] = ()
+    note: bool = False
 
     @property
     def is_empty(self) -> bool:

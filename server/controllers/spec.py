@@ -9,12 +9,13 @@ model: in the frontend by the logits processor's `validate_params` (a bad spec i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.controllers.base import Controller
 from server.controllers.budget import BudgetController, BudgetParams
+from server.controllers.lynx import LynxController, LynxParams, Scorer
 from server.controllers.mode import ModeController, ModeParams
 from server.controllers.phase import Delimiters, Phase
 from server.controllers.stack import ControlStack
@@ -70,6 +71,23 @@ class TopHSpec(BaseModel):
         return (phase is Phase.THINKING) == (self.phase == "thinking")
 
 
+class LynxSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delta: float = Field(gt=0, lt=1)
+    close: list[int] = Field(min_length=1)  # end of thinking, then the answer inducer
+
+
+class LynxRuntime(Protocol):
+    """What the engine side holds for LYNX: the loaded probe (probes/artifact.py)."""
+
+    cue_ids: frozenset[int]
+
+    def thresholds(self, delta: float) -> tuple[float, float]: ...
+
+    def scorer(self) -> Scorer: ...
+
+
 class ControlSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,22 +96,33 @@ class ControlSpec(BaseModel):
     budget: BudgetSpec | None = None
     ts: TSSpec | None = None
     top_h: TopHSpec | None = None  # runs in its own, argmax-invariant logits processor
+    lynx: LynxSpec | None = None
 
     @property
     def has_step_controllers(self) -> bool:
-        return any(x is not None for x in (self.mode, self.budget, self.ts))
+        return any(x is not None for x in (self.mode, self.budget, self.ts, self.lynx))
 
     def controller_names(self) -> list[str]:
-        names = ("mode", "budget", "ts", "top_h")
+        names = ("mode", "budget", "lynx", "ts", "top_h")
         return [name for name in names if getattr(self, name) is not None]
 
-    def build(self, prompt_ids: Sequence[int] = ()) -> ControlStack:
-        """The stack of step controllers, in precedence order (top-H is not among them)."""
+    def build(
+        self, prompt_ids: Sequence[int] = (), lynx: LynxRuntime | None = None
+    ) -> ControlStack:
+        """The stack of step controllers, in precedence order (top-H is not among them).
+
+        `lynx` is the engine side's loaded probe; a spec asking for LYNX needs it."""
         controllers: list[Controller] = []
         if self.mode is not None:  # first: the reply's opening tokens win over everything
             controllers.append(ModeController(ModeParams(tuple(self.mode))))
         if self.budget is not None:
             controllers.append(BudgetController(self.budget.params()))
+        if self.lynx is not None:  # after the budget: a hard cap wins over a probe's exit
+            if lynx is None:
+                raise ValueError("LYNX was asked for, but no probe is loaded in the engine")
+            q0, q1 = lynx.thresholds(self.lynx.delta)
+            params = LynxParams(lynx.cue_ids, tuple(self.lynx.close), self.lynx.delta, q0, q1)
+            controllers.append(LynxController(params, lynx.scorer()))
         if self.ts is not None:
             ts = TSParams(self.think[1], self.ts.strength, self.ts.form)
             controllers.append(TSController(ts))

@@ -15,11 +15,13 @@ same token again rather than skipping one.
 Events: a forced sequence is an event when it starts. A soft controller (one that only
 shifts logits) gets an event, with no forced tokens, when the token it boosted at a step
 turns out to be the end of thinking: it acted on the exit, though it did not force it.
+A controller may also report a decision that changed nothing (`Action.note`, e.g. a
+probe that scored a cue and let thinking go on): an event with reason and detail only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +38,8 @@ class ControlEvent:
     reason: str
     at: int
     tokens: tuple[int, ...]
+    detail: tuple[tuple[str, float], ...] = ()
+    note: bool = False  # a reported decision that changed nothing
 
 
 class ControlStack:
@@ -53,26 +57,39 @@ class ControlStack:
         self._shifted: tuple[int, dict[int, tuple[str, str]]] = (-1, {})
         self.events: list[ControlEvent] = []
 
-    def step(self, output_ids: Sequence[int], logits: torch.Tensor) -> Action:
-        """Decide the token at position len(output_ids); `logits` is its (vocab,) row."""
+    def step(
+        self,
+        output_ids: Sequence[int],
+        logits: torch.Tensor,
+        hidden: Callable[[], torch.Tensor] | None = None,
+    ) -> Action:
+        """Decide the token at position len(output_ids); `logits` is its (vocab,) row and
+        `hidden` gives the latest token's features (only at the step that processes it)."""
         n = len(output_ids)
         if n > self.tracker.consumed:
             self.tracker.feed_all(output_ids[self.tracker.consumed : n])
             self._note_soft_exit(output_ids)
         if self._forced_from <= n < self._forced_from + len(self._forced):
             return Action(force=(self._forced[n - self._forced_from],))
-        view = StepView(n, self.tracker.phase, self.tracker.thinking_tokens, logits)
+        last = output_ids[n - 1] if n else None
+        view = StepView(n, self.tracker.phase, self.tracker.thinking_tokens, logits, last, hidden)
         force: Action | None = None
         bans: set[int] = set()
         shifts: dict[int, float] = {}
         shifted_by: dict[int, tuple[str, str]] = {}
         for controller in self.controllers:
             action = controller.decide(view)
+            if action.note and not (action.force and force is None):
+                self.events.append(
+                    ControlEvent(controller.name, action.reason, n, (), action.detail, note=True)
+                )
             if action.is_empty:
                 continue
             if action.force and force is None:
                 force = action
-                self.events.append(ControlEvent(controller.name, action.reason, n, action.force))
+                self.events.append(
+                    ControlEvent(controller.name, action.reason, n, action.force, action.detail)
+                )
             bans |= action.ban
             for tok, delta in action.shift:
                 shifts[tok] = shifts.get(tok, 0.0) + delta

@@ -17,6 +17,7 @@ around the same `ControlStack`.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -26,10 +27,12 @@ from vllm.config import VllmConfig
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
+from probes import capture
 from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
 from server.controllers.stack import ControlStack, apply_action
 from server.controllers.top_h import apply_top_h
+from server.engine import probe_runtime
 from server.engine.trace_channel import EventSender
 
 # Stacks of requests that left the batch, kept so that a preempted request resumes a
@@ -44,6 +47,9 @@ class _Row:
     stack: ControlStack
     output_ids: list[int]  # live reference to the request's running output
     sent: int = 0  # events already sent
+    # Output length at the previous step: a step that adds exactly one token is the
+    # decode step processing that token, the only one whose captured features are its.
+    seen: int = -1
 
 
 def spec_of(params: SamplingParams) -> ControlSpec | None:
@@ -62,6 +68,7 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         self._rows: dict[int, _Row] = {}
         self._parked: OrderedDict[str, _Row] = OrderedDict()
         self._sender = EventSender.from_env()
+        self._probe = probe_runtime.from_env()
 
     def is_argmax_invariant(self) -> bool:
         # Forcing and banning change which token wins, so this must also run for
@@ -79,7 +86,7 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         if parked is not None:
             parked.output_ids = output_ids
             return parked
-        return _Row(request_id, spec.build(prompt_ids or ()), output_ids)
+        return _Row(request_id, spec.build(prompt_ids or (), self._probe), output_ids)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
         if batch_update:
@@ -92,8 +99,14 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         process_dict_updates(self._rows, batch_update, self._new_row)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        cap = capture.current()
         for index, row in self._rows.items():
-            action = row.stack.step(row.output_ids, logits[index])
+            n = len(row.output_ids)
+            hidden = None
+            if cap is not None and n == row.seen + 1 and n > 0:
+                hidden = functools.partial(cap.row, index)
+            row.seen = n
+            action = row.stack.step(row.output_ids, logits[index], hidden)
             if not action.is_empty:
                 apply_action(action, logits[index])
             events = row.stack.events

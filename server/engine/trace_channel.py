@@ -48,6 +48,8 @@ class EventSender:
             "reason": event.reason,
             "at": event.at,
             "tokens": list(event.tokens),
+            "detail": [list(kv) for kv in event.detail],
+            "note": event.note,
         }
         try:
             self._sock.send(json.dumps(payload).encode(), zmq.NOBLOCK)
@@ -72,8 +74,16 @@ class EventCollector:
             except zmq.Again:
                 return
             msg = json.loads(raw)
+            detail = tuple((k, v) for k, v in msg.get("detail", ()))
             self._pending[msg["id"]].append(
-                ControlEvent(msg["controller"], msg["reason"], msg["at"], tuple(msg["tokens"]))
+                ControlEvent(
+                    msg["controller"],
+                    msg["reason"],
+                    msg["at"],
+                    tuple(msg["tokens"]),
+                    detail,
+                    msg.get("note", False),
+                )  # fmt: skip
             )
 
     def take(self, request_id: str) -> list[ControlEvent]:

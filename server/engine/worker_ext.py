@@ -2,6 +2,7 @@
 vLLM's worker process. vLLM imports this module there when the worker starts, before
 the model runner exists, which is when the CPU seed fix has to be in place."""
 
+from probes import capture
 from server.engine import cpu_seed
 
 cpu_seed.install()
@@ -12,3 +13,8 @@ class ThinkctlWorkerExtension:
 
     def thinkctl_ping(self) -> bool:
         return cpu_seed._INSTALLED
+
+    def thinkctl_install_capture(self, layers: list[int]) -> bool:
+        """Hook the probe's layers (needs enforce_eager: hooks do not run in graphs)."""
+        capture.install(self.model_runner, layers)
+        return True

@@ -24,6 +24,7 @@ async def list_models(request: Request) -> dict:
             "thinks": delims is not None,
             "think_delimiters": [cfg.think_start, cfg.think_end] if delims else None,
             "effort": cfg.effort.describe(),
+            "lynx": cfg.probe.describe() if cfg.probe else None,
         },
     }
     return {"object": "list", "data": [card]}

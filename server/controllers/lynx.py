@@ -1,0 +1,68 @@
+"""LYNX (arXiv 2512.05325): exit thinking at a cue word when a probe on the hidden state,
+wrapped in split conformal prediction, is confident that answering now is right.
+
+At the decode step that processes a cue token inside thinking, the probe scores the
+cue's features (p = P(a forced exit here answers right)); the conformal thresholds for
+the request's delta decide: exit when the prediction set is {1} (probes/conformal.py).
+The exit forces the end-of-thinking token and the answer inducer, as budget forcing
+does. Every scored cue is reported (reason "probe"), so the trace shows the cue index
+and score of each decision and the step of the exit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from server.controllers.base import LEAVE, Action, StepView
+from server.controllers.phase import Phase
+
+# features -> P(exiting here answers right)
+Scorer = Callable[[torch.Tensor], float]
+
+
+@dataclass(frozen=True)
+class LynxParams:
+    cue_ids: frozenset[int]
+    close: tuple[int, ...]  # end-of-thinking id, then the answer inducer's ids
+    delta: float
+    q0: float  # conformal thresholds at `delta`
+    q1: float
+
+    def __post_init__(self) -> None:
+        if not self.close:
+            raise ValueError("an exit needs the closing token ids")
+        if not 0 < self.delta < 1:
+            raise ValueError("delta must lie in (0, 1)")
+
+    def exits(self, p: float) -> bool:
+        """Prediction set {1}: class 1 plausible, class 0 excluded."""
+        return 1 - p <= self.q1 and p > self.q0
+
+
+class LynxController:
+    name = "lynx"
+
+    def __init__(self, params: LynxParams, scorer: Scorer) -> None:
+        self.params = params
+        self.scorer = scorer
+        self._cues_seen: dict[int, int] = {}  # output position of a cue -> its index
+
+    def decide(self, view: StepView) -> Action:
+        p = self.params
+        if view.phase is not Phase.THINKING or view.hidden is None:
+            return LEAVE
+        if view.last_token not in p.cue_ids:
+            return LEAVE
+        at = view.n_output - 1
+        cue_index = self._cues_seen.setdefault(at, len(self._cues_seen))
+        t0 = time.perf_counter()
+        score = float(self.scorer(view.hidden()))
+        detail = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", p.delta),
+                  ("latency_s", time.perf_counter() - t0))  # fmt: skip
+        if p.exits(score):
+            return Action(force=p.close, reason="lynx", detail=detail)
+        return Action(reason="probe", detail=detail, note=True)

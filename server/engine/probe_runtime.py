@@ -1,0 +1,46 @@
+"""The LYNX probe as the engine's worker holds it (loaded once per worker process).
+
+The server sets `THINKCTL_PROBE_DIR` before the engine starts (spawned processes inherit
+it); the logits processor loads the artifact from there, and the worker extension
+installs the hooks that capture its features (probes/capture.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import torch
+
+from probes.artifact import ProbeArtifact
+
+PROBE_ENV = "THINKCTL_PROBE_DIR"
+
+
+class LoadedProbe:
+    """`server.controllers.spec.LynxRuntime` over a probe artifact."""
+
+    def __init__(self, artifact: ProbeArtifact) -> None:
+        self.artifact = artifact
+        self.cue_ids = frozenset(artifact.meta.features.cue_token_ids)
+        self.layers = tuple(artifact.meta.features.layers)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per worker, few deltas
+    def thresholds(self, delta: float) -> tuple[float, float]:
+        th = self.artifact.calibration.thresholds(delta)
+        return th.q0, th.q1
+
+    def scorer(self):
+        probe = self.artifact.probe
+
+        def score(features: torch.Tensor) -> float:
+            return float(probe.prob(features.detach().cpu().numpy().astype(np.float64))[0])
+
+        return score
+
+
+@functools.cache
+def from_env() -> LoadedProbe | None:
+    folder = os.environ.get(PROBE_ENV)
+    return LoadedProbe(ProbeArtifact.load(folder)) if folder else None

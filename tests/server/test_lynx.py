@@ -1,0 +1,173 @@
+"""LYNX through the real server: a testbed server started with the shipped probe."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+
+from bench.server_process import stop_server
+from probes.artifact import TENSOR_FILE, ProbeArtifact
+from tests.conftest import MODEL, Server, _start
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = ROOT / "testbed" / "model" / "probe"
+N = 24  # problems per comparison
+
+
+@pytest.fixture(scope="module")
+def lynx_server(tmp_path_factory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("lynx") / "serve.log"
+    proc, url = _start(log, ["--probe", str(PROBE)], {})
+    yield Server(url, log)
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def lclient(lynx_server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{lynx_server.base_url}/v1", api_key="x", max_retries=0,
+                         timeout=120)  # fmt: skip
+
+
+def problems(n: int = N):
+    from testbed import tasks
+
+    return tasks.held_out("test")[:n]
+
+
+def ask(client, prompt: str, thinkctl: dict | None = None, **kw):
+    extra = {"thinkctl": thinkctl} if thinkctl is not None else {}
+    kw.setdefault("temperature", 0.6)
+    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": prompt}],
+                                       max_tokens=450, extra_body=extra, **kw)  # fmt: skip
+    return r.choices[0]
+
+
+def test_lynx_exits_early_with_a_traced_decision(lclient):
+    from testbed import tasks
+
+    plain, lynx, exits, right = 0, 0, 0, 0
+    for i, p in enumerate(problems()):
+        base = ask(lclient, p.prompt(), seed=i)
+        plain += base.model_extra["thinkctl"]["thinking_tokens"]
+        c = ask(lclient, p.prompt(), {"lynx": {"delta": 0.3}}, seed=i)
+        trace = c.model_extra["thinkctl"]
+        lynx += trace["thinking_tokens"]
+        right += tasks.is_correct(p, c.message.content or "")
+        assert trace["controllers"] == ["lynx"]
+        scored = [e for e in trace["events"] if e["controller"] == "lynx"]
+        assert scored, "every testbed trace has a cue"
+        for k, e in enumerate(scored):
+            assert e["cue_index"] == k and 0 <= e["score"] <= 1 and e["delta"] == 0.3
+        if trace["exit_reason"] == "lynx":
+            exits += 1
+            last = scored[-1]
+            assert last["reason"] == "lynx" and last["forced_tokens"] >= 1
+            assert "\\boxed{" in c.message.content  # the inducer opens the answer
+    assert exits >= N // 4
+    assert lynx < 0.85 * plain  # the same seeds think clearly less with exits on
+    assert right >= N - 3
+
+
+def test_a_delta_below_the_calibration_floor_never_exits(lclient):
+    floor = 1 / (ProbeArtifact.load(PROBE).calibration.n0 + 1)
+    for i, p in enumerate(problems(6)):
+        c = ask(lclient, p.prompt(), {"lynx": {"delta": floor / 2}}, seed=i)
+        trace = c.model_extra["thinkctl"]
+        assert trace["exit_reason"] == "natural"
+        assert all(e["reason"] == "probe" for e in trace["events"])
+
+
+def test_effort_maps_through_the_probe(lclient, lynx_server):
+    art = ProbeArtifact.load(PROBE)
+    point = art.delta_for_effort(0.75)  # reasoning_effort "high"
+    before = lynx_server.metric("thinkctl_probe_evaluations_total")
+    c = ask(lclient, problems(1)[0].prompt(), reasoning_effort="high", seed=1)
+    trace = c.model_extra["thinkctl"]
+    assert "lynx" in trace["controllers"]
+    assert {e["delta"] for e in trace["events"] if e["controller"] == "lynx"} == {point.delta}
+    assert lynx_server.metric("thinkctl_probe_evaluations_total") > before
+    off = ask(lclient, problems(1)[0].prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
+    assert "lynx" not in off.model_extra["thinkctl"]["controllers"]
+
+
+def test_models_card_describes_the_probe(lclient):
+    card = lclient.models.list().data[0].model_extra["thinkctl"]["lynx"]
+    assert card["layers"] == [1, 2, 3, 4] and card["n_cal_class0"] >= 200
+
+
+def test_lynx_without_a_probe_is_a_400(client):
+    with pytest.raises(openai.BadRequestError) as exc:
+        ask(client, problems(1)[0].prompt(), {"lynx": True})
+    err = exc.value.body
+    assert err["param"] == "thinkctl.lynx" and "--probe" in err["message"]
+
+
+GENERATE = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from calibration import datasets, traces
+    from probes.artifact import ProbeArtifact
+
+    if __name__ == "__main__":
+        art = ProbeArtifact.load(sys.argv[1])
+        spec = art.meta.features
+        gen = traces.Generator(sys.argv[2], spec, 0, {"kv_cache_memory_bytes": 1 << 30})
+        data = datasets.load("testbed")
+        close = [spec.think_end_id, *gen.tok.encode("\\\\boxed{", add_special_tokens=False)]
+        shard = gen.shard(data, list(range(int(sys.argv[4]))), 0, temperature=0.0, top_p=1.0,
+                          max_tokens=450, close_ids=close, answer_tokens=4)
+        traces.save(shard, Path(sys.argv[3]))
+""")
+
+
+def test_server_features_equal_calibration_features(lclient, tmp_path):
+    """The same greedy traces: the probe scores the server computes at each cue equal the
+    scores of the features calibration recorded, at the same cue positions."""
+    from calibration import datasets, traces
+
+    n = 8
+    script, out = tmp_path / "gen.py", tmp_path / "shard.safetensors"
+    script.write_text(GENERATE)
+    r = subprocess.run([sys.executable, str(script), str(PROBE), str(ROOT / "testbed" / "model"),
+                        str(out), str(n)], capture_output=True, text=True, timeout=600,
+                       cwd=ROOT)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    recorded = traces.load(out)
+    probe = ProbeArtifact.load(PROBE).probe
+    data = datasets.load("testbed")
+    compared = 0
+    for q in range(n):
+        mask = recorded.events.trace == q
+        want_pos = recorded.events.position[mask] + 1  # scored at the step after the cue
+        want = probe.prob(recorded.events.features[mask])
+        c = ask(lclient, data.questions[q], {"lynx": {"delta": 0.001}}, temperature=0.0)
+        got = [e for e in c.model_extra["thinkctl"]["events"] if e["controller"] == "lynx"]
+        assert [e["at"] for e in got] == list(want_pos)
+        assert np.allclose([e["score"] for e in got], want, atol=1e-4)
+        compared += len(got)
+    assert compared >= n
+
+
+@pytest.mark.parametrize(
+    "damage, message", [("corrupt", "checksum"), ("other_model", "another model")]
+)
+def test_a_bad_probe_is_refused_at_start(tmp_path, damage, message):
+    probe = tmp_path / "probe"
+    shutil.copytree(PROBE, probe, ignore=shutil.ignore_patterns("work"))
+    model = MODEL
+    if damage == "corrupt":
+        raw = bytearray((probe / TENSOR_FILE).read_bytes())
+        raw[len(raw) // 2] ^= 0x55
+        (probe / TENSOR_FILE).write_bytes(bytes(raw))
+    else:
+        model = "smollm2-135m-instruct"  # another model: hidden size 576, other vocabulary
+    r = subprocess.run([sys.executable, "-m", "thinkctl", "serve", "--model", model, "--probe",
+                        str(probe)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode != 0
+    assert "refusing probe" in r.stderr and message in r.stderr
