@@ -13,6 +13,11 @@ an interrupted run loses nothing. Settings are named `none`, `budget:N`, `ts:S`,
 The oracle frontier: for each trace of the `none` setting, the earliest cue whose forced
 exit (calibration/forced_exit.py) answers correctly, the best any exit policy could do
 on that trace; traces without one keep their full length and their own correctness.
+
+LYNX settings: `lynx:D` (delta D) and `lynx_effort:LEVEL` (effort through the probe's
+calibrated table); the server is then started with `--probe` (the model folder's
+`probe/` unless `--probe` says otherwise). `effort:*` settings always mean the budget
+table (they send `"lynx": false`), so the same name means the same thing on either server.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ DEFAULT_SETTINGS = (
     *(f"budget:{b}" for b in (15, 30, 45, 60, 90, 120)),
     *(f"ts:{s:g}" for s in (30, 100, 1000, 10000)),
     *(f"effort:{level}" for level in ("minimal", "low", "medium", "high")),
+    *(f"lynx:{d:g}" for d in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)),
+    *(f"lynx_effort:{level}" for level in ("low", "medium", "high")),
 )
 MAX_TOKENS = 450
 
@@ -56,11 +63,14 @@ def parse_setting(setting: str) -> dict:
             ctl["ts"] = {"strength": float(value)}
         elif kind == "top_h":
             ctl["top_h"] = {"alpha": float(value)}
-        elif kind == "effort":
+        elif kind in ("effort", "lynx_effort"):
             try:
                 ctl["effort"] = float(value)
             except ValueError:
                 body["reasoning_effort"] = value
+            ctl["lynx"] = kind == "lynx_effort"
+        elif kind == "lynx":
+            ctl["lynx"] = {"delta": float(value)}
         else:
             raise ValueError(f"unknown setting {part!r}")
     if ctl:
@@ -153,6 +163,15 @@ def oracle_rows(model_dir: Path, results: Path, problems: list[tasks.Problem]) -
     return out
 
 
+def _model_dir(model: str) -> Path:
+    """A model folder, or an embedded model's folder by name."""
+    if (Path(model) / "config.json").is_file():
+        return Path(model)
+    from server import embedded
+
+    return embedded.ensure(model)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base-url", help="a running thinkctl server (default: start one)")
@@ -164,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--no-oracle", action="store_true")
+    p.add_argument("--probe", type=Path, help="LYNX probe for the server (default: MODEL/probe)")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     proc = None
     url = args.base_url
     if url is None:
-        proc, url = start_server(args.model, args.out / "serve.log")
+        extra = []
+        if any(s.startswith("lynx") for s in args.settings):
+            extra = ["--probe", str(args.probe or _model_dir(args.model) / "probe")]
+        proc, url = start_server(args.model, args.out / "serve.log", extra)
     try:
         asyncio.run(run_grid(url, args.api_key, args.model, args.settings, problems, args.samples,
                              args.temperature, results, args.concurrency))  # fmt: skip
@@ -182,9 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     rows = [r for r in rows if r["setting"] in args.settings]
     if not args.no_oracle and "none" in args.settings:
-        from server import embedded
-
-        rows += oracle_rows(embedded.ensure(args.model), results, problems)
+        rows += oracle_rows(_model_dir(args.model), results, problems)
     command = "python -m bench.accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = report.summarise(rows)
     (args.out / "accuracy.json").write_text(json.dumps(summary["rows"], indent=2) + "\n")
