@@ -13,9 +13,17 @@ def test_settings_parse_into_request_fields():
     assert parse_setting("budget:60+ts:100") == {
         "thinkctl": {"max_thinking_tokens": 60, "ts": {"strength": 100.0}}
     }
-    assert parse_setting("effort:medium") == {"reasoning_effort": "medium"}
+    assert parse_setting("effort:medium") == {
+        "reasoning_effort": "medium",
+        "thinkctl": {"lynx": False},
+    }
     assert parse_setting("effort:0.3+top_h:0.4") == {
-        "thinkctl": {"effort": 0.3, "top_h": {"alpha": 0.4}}
+        "thinkctl": {"effort": 0.3, "lynx": False, "top_h": {"alpha": 0.4}}
+    }
+    assert parse_setting("lynx:0.05") == {"thinkctl": {"lynx": {"delta": 0.05}}}
+    assert parse_setting("lynx_effort:high") == {
+        "reasoning_effort": "high",
+        "thinkctl": {"lynx": True},
     }
 
 
