@@ -1,8 +1,8 @@
 """Accuracy vs thinking tokens: a grid of control settings over HTTP, plus the oracle.
 
-    python -m bench.accuracy                        # testbed test split, starts its own server
-    python -m bench.accuracy --n 50 --out /tmp/b    # a smoke-sized run
-    python -m bench.accuracy --base-url http://127.0.0.1:8000 --settings none budget:40
+    thinkctl bench accuracy                        # testbed test split, starts its own server
+    thinkctl bench accuracy --n 50 --out /tmp/b    # a smoke-sized run
+    thinkctl bench accuracy --base-url http://127.0.0.1:8000 --settings none budget:40
 
 Each request goes through the official `openai` client with its own seed. Rows are
 appended to results.jsonl as they finish, and a rerun skips the rows already there, so
@@ -173,7 +173,9 @@ def _model_dir(model: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="thinkctl bench accuracy", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--base-url", help="a running thinkctl server (default: start one)")
     p.add_argument("--api-key", default=os.environ.get("THINKCTL_API_KEY", "none"))
     p.add_argument("--model", default="testbed")
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for r in rows if r["setting"] in args.settings]
     if not args.no_oracle and "none" in args.settings:
         rows += oracle_rows(_model_dir(args.model), results, problems)
-    command = "python -m bench.accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "thinkctl bench accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = report.summarise(rows)
     (args.out / "accuracy.json").write_text(json.dumps(summary["rows"], indent=2) + "\n")
     meta = {"command": command.strip(), "temperature": args.temperature, "samples": args.samples,

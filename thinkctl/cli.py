@@ -13,6 +13,7 @@ import sys
 # subcommand -> (module with `main(argv)`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("server.cli", "Serve a model behind the OpenAI-compatible API."),
+    "bench": ("bench.cli", "Benchmarks: accuracy vs thinking tokens, serving cost vs vLLM."),
     "calibrate": (
         "calibration.cli",
         "Train and calibrate a LYNX probe for a model.",

@@ -1,0 +1,26 @@
+"""`thinkctl bench accuracy ...` and `thinkctl bench serve ...`."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: thinkctl bench {accuracy,serve} [options]
+
+  accuracy   accuracy vs thinking tokens per control setting, with the oracle frontier
+  serve      serving cost against plain vLLM, with vLLM's own benchmark client"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("accuracy", "serve"):
+        print(USAGE, file=sys.stderr if argv else sys.stdout)
+        raise SystemExit(0 if argv[:1] in (["-h"], ["--help"]) else 2)
+    if argv[0] == "accuracy":
+        from bench.accuracy import main as run
+    else:
+        from bench.serve import main as run
+    run(argv[1:])
+
+
+if __name__ == "__main__":
+    main()

