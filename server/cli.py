@@ -21,6 +21,7 @@ from pathlib import Path
 from server import embedded
 from server.config import ServerConfig
 from server.effort import EffortMap
+from server.limits import Limits
 from server.probe_config import ProbeConfig
 
 # The KV cache reserved on CPU when neither --gpu-memory-utilization nor
@@ -46,8 +47,29 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--api-key",
         default=os.environ.get("THINKCTL_API_KEY"),
-        help="Require this bearer key on /v1 routes (default: $THINKCTL_API_KEY).",
+        help="Require this bearer key on /v1 routes (default: $THINKCTL_API_KEY). Keys on "
+        "the command line show in `ps`: prefer the variable or --api-key-file.",
     )
+    g.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=os.environ.get("THINKCTL_API_KEY_FILE"),
+        help="File with accepted keys, one per line (default: $THINKCTL_API_KEY_FILE).",
+    )
+    lim = parser.add_argument_group("limits (overflow is a 429/503 with Retry-After)")
+    lim.add_argument("--max-prompt-tokens", type=int, help="Longest prompt (default: context).")
+    lim.add_argument("--max-completion-tokens", type=int,
+                     help="Cap on max_tokens; also its default.")  # fmt: skip
+    lim.add_argument("--max-n", type=int, default=16, help="Most choices per request.")
+    lim.add_argument("--max-concurrent-requests", type=int, default=256,
+                     help="Requests running at once; more wait in the queue.")  # fmt: skip
+    lim.add_argument("--max-queued-requests", type=int, default=1024,
+                     help="Requests waiting for a slot; more are refused with a 429.")  # fmt: skip
+    lim.add_argument("--queue-timeout", type=float, default=30.0,
+                     help="Seconds a request may wait for a slot before a 503.")  # fmt: skip
+    lim.add_argument("--request-timeout", type=float,
+                     help="Seconds a request may run (queueing excluded); then it is aborted "
+                     "and answered 504 (an error event in a stream). Default: none.")  # fmt: skip
     g.add_argument(
         "--reasoning-field",
         choices=["reasoning", "reasoning_content"],
@@ -105,6 +127,17 @@ def _cannot_start(model: str, exc: Exception) -> SystemExit:
     return SystemExit(f"thinkctl: could not start the engine for {model!r}: {reason}.{hint}")
 
 
+def _api_keys(args: argparse.Namespace) -> tuple[str, ...]:
+    keys = [args.api_key] if args.api_key else []
+    if args.api_key_file:
+        try:
+            lines = Path(args.api_key_file).read_text().splitlines()
+        except OSError as exc:
+            raise SystemExit(f"thinkctl: cannot read --api-key-file: {exc.strerror}") from exc
+        keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return tuple(keys)
+
+
 def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConfig:
     """The probe, checked against the model before the engine starts (a clear refusal)."""
     from transformers import AutoConfig, AutoTokenizer
@@ -129,6 +162,7 @@ async def _serve(config: ServerConfig, engine_args) -> None:
     from server.app import create_app
     from server.deps import AppContext
     from server.engine.launch import install_capture, start_engine
+    from server.limits import Admission
     from server.model_info import ModelInfo
 
     probe_dir = config.probe.path if config.probe else None
@@ -140,7 +174,9 @@ async def _serve(config: ServerConfig, engine_args) -> None:
         if config.probe is not None:
             await install_capture(engine, config.probe.summary["layers"])
         info = ModelInfo.load(config, engine.get_tokenizer(), engine.model_config.max_model_len)
-        app = create_app(AppContext(config, engine, collector, info, int(time.time())))
+        ctx = AppContext(config, engine, collector, info, int(time.time()),
+                         Admission(config.limits))  # fmt: skip
+        app = create_app(ctx)
         server = uvicorn.Server(
             uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
         )
@@ -178,11 +214,20 @@ def serve(args: argparse.Namespace) -> None:
         model_name=args.served_model_name[0],
         host=args.host,
         port=args.port,
-        api_key=args.api_key,
+        api_keys=_api_keys(args),
         reasoning_field=args.reasoning_field,
         log_level=args.uvicorn_log_level,
         effort=EffortMap.load(model),
         probe=probe,
+        limits=Limits(
+            max_prompt_tokens=args.max_prompt_tokens,
+            max_completion_tokens=args.max_completion_tokens,
+            max_n=args.max_n,
+            max_concurrent=args.max_concurrent_requests,
+            max_queued=args.max_queued_requests,
+            queue_timeout_s=args.queue_timeout,
+            request_timeout_s=args.request_timeout,
+        ),
         **_control_settings(args, model),
     )
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from server.effort import EffortMap
+from server.limits import Limits
 from server.probe_config import ProbeConfig
 
 
@@ -17,7 +18,7 @@ class ServerConfig:
     model_name: str  # the id clients send as `model` and /v1/models lists
     host: str = "127.0.0.1"
     port: int = 8000
-    api_key: str | None = None
+    api_keys: tuple[str, ...] = ()  # any of them is accepted; none: no auth
     # vLLM's current field name; DeepSeek and SGLang clients expect "reasoning_content".
     reasoning_field: Literal["reasoning", "reasoning_content"] = "reasoning"
     # Think delimiters as token strings; each must be a single token of the tokenizer.
@@ -30,3 +31,4 @@ class ServerConfig:
     effort: EffortMap = field(default_factory=EffortMap)  # the model's, if calibrated
     probe: ProbeConfig | None = None  # LYNX, when served with --probe
     log_level: str = "info"
+    limits: Limits = field(default_factory=Limits)

@@ -11,6 +11,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from server.config import ServerConfig
 from server.engine.trace_channel import EventCollector
 from server.errors import MSG_BAD_KEY, Unauthorized
+from server.limits import Admission
 from server.model_info import ModelInfo
 
 
@@ -21,6 +22,7 @@ class AppContext:
     collector: EventCollector
     info: ModelInfo
     created: int  # start time, reported as the model's `created`
+    admission: Admission
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -28,11 +30,15 @@ def get_ctx(request: Request) -> AppContext:
 
 
 def require_api_key(request: Request) -> None:
-    expected = get_ctx(request).config.api_key
-    if not expected:
+    keys = get_ctx(request).config.api_keys
+    if not keys:
         return
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    # Constant-time comparison: the time taken must not reveal how much of a key matched.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+    # Constant-time comparison against every key (no early exit): the time taken must not
+    # reveal how much of a key matched, nor which key.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token.encode(), key.encode())
+    if scheme.lower() != "bearer" or not matched:
         raise Unauthorized(MSG_BAD_KEY, None, "invalid_api_key")

@@ -4,7 +4,9 @@
     ├── InvalidRequest (400)      bad input: types, ranges, conflicts, too-long prompts
     ├── Unauthorized (401)        missing or wrong API key
     ├── NotFound (404)            unknown model or route
-    ├── EngineUnavailable (503)   the engine is dead or shutting down
+    ├── TooManyRequests (429)     over the admission limits (with Retry-After)
+    ├── RequestTimeout (504)      the per-request time limit ran out (engine work aborted)
+    ├── EngineUnavailable (503)   the engine is dead, shutting down, or no slot came free
     └── ServerError (500)         the engine failed on a valid request
 
 `install_handlers` renders these, FastAPI's validation errors (bad JSON, wrong types,
@@ -33,9 +35,16 @@ class APIError(Exception):
     status = 400
     type = "invalid_request_error"
 
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message, self.param, self.code = message, param, code
+        self.headers = headers
 
 
 class InvalidRequest(APIError):
@@ -48,6 +57,16 @@ class Unauthorized(APIError):
 
 class NotFound(APIError):
     status = 404
+
+
+class TooManyRequests(APIError):
+    status = 429
+    type = "rate_limit_error"
+
+
+class RequestTimeout(APIError):
+    status = 504
+    type = "timeout_error"
 
 
 class EngineUnavailable(APIError):
@@ -66,7 +85,9 @@ def error_body(message: str, type_: str, param: str | None, code: str | None) ->
 
 def error_response(err: APIError) -> JSONResponse:
     return JSONResponse(
-        error_body(err.message, err.type, err.param, err.code), status_code=err.status
+        error_body(err.message, err.type, err.param, err.code),
+        status_code=err.status,
+        headers=err.headers,
     )
 
 

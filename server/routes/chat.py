@@ -25,6 +25,7 @@ from server.errors import (
     EngineUnavailable,
     InvalidRequest,
     NotFound,
+    RequestTimeout,
     ServerError,
     error_body,
 )
@@ -41,6 +42,14 @@ def _sampling_params(
 ) -> SamplingParams:
     room = ctx.info.max_model_len - prompt_len
     max_tokens = req.max_completion_tokens or req.max_tokens
+    cap = ctx.config.limits.max_completion_tokens
+    if cap is not None and max_tokens is not None and max_tokens > cap:
+        param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+        raise InvalidRequest(
+            f"{param} is {max_tokens}; this server allows at most {cap}.", param, "limit_exceeded"
+        )
+    if cap is not None and max_tokens is None:
+        max_tokens = min(cap, room)
     if max_tokens is not None and max_tokens > room:
         param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
         raise InvalidRequest(
@@ -75,7 +84,16 @@ def _prepare(req: ChatCompletionRequest, ctx: AppContext) -> Generation:
             "response_format",
             "unsupported_parameter",
         )
+    limits = ctx.config.limits
+    if req.n > limits.max_n:
+        raise InvalidRequest(f"n is {req.n}; this server allows at most {limits.max_n}.", "n",
+                             "limit_exceeded")  # fmt: skip
     prompt_ids = render_prompt(req, ctx.info)
+    if limits.max_prompt_tokens is not None and len(prompt_ids) > limits.max_prompt_tokens:
+        raise InvalidRequest(
+            f"The messages take {len(prompt_ids)} tokens; this server allows at most "
+            f"{limits.max_prompt_tokens}.", "messages", "limit_exceeded",
+        )  # fmt: skip
     params = _sampling_params(req, ctx, len(prompt_ids))
     spec = resolve_control(req, ctx.info, ctx.config)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -136,15 +154,24 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
         "model": ctx.info.name,
     }
     field = ctx.config.reasoning_field
+    timeout = ctx.config.limits.request_timeout_s
+    slot = ctx.admission.slot()
+    await slot.__aenter__()  # a 429/503 here, before any work; released when the work ends
     if req.stream:
-        chunks = _until_disconnect_stream(request, _sse(gen, req, head, field))
-        return StreamingResponse(chunks, media_type="text/event-stream")
+        chunks = _until_disconnect_stream(request, _sse(gen, req, head, field), timeout)
+        return StreamingResponse(_released(chunks, slot), media_type="text/event-stream")
     started = time.monotonic()
     try:
-        body = await _until_disconnect(request, _collect(gen, req, head, field))
+        work = _until_disconnect(request, _collect(gen, req, head, field))
+        body = await asyncio.wait_for(work, timeout)
+    except TimeoutError as exc:  # wait_for cancelled the work, which aborts its engine requests
+        metrics.REQUESTS.labels("error").inc()
+        raise _timed_out(timeout) from exc
     except ENGINE_ERRORS as exc:
         metrics.REQUESTS.labels("error").inc()
         raise _engine_error(exc) from exc
+    finally:
+        await slot.__aexit__(None, None, None)
     if body is None:
         metrics.REQUESTS.labels("aborted").inc()
         return Response(status_code=499)
@@ -153,15 +180,46 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
     return JSONResponse(body)
 
 
+def _timed_out(timeout: float | None) -> RequestTimeout:
+    return RequestTimeout(
+        f"The request ran past this server's limit of {timeout:g} s and was stopped.",
+        None, "request_timeout",
+    )  # fmt: skip
+
+
+async def _released(chunks: AsyncIterator[str], slot) -> AsyncIterator[str]:
+    """`chunks`, then the admission slot back, however the stream ends."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await slot.__aexit__(None, None, None)
+
+
 async def _until_disconnect_stream(
-    request: Request, chunks: AsyncIterator[str]
+    request: Request, chunks: AsyncIterator[str], timeout: float | None = None
 ) -> AsyncIterator[str]:
     """Pass `chunks` on until the client goes away, then close them (aborting the engine
     requests). Starlette no longer cancels a streaming response when the client leaves
-    (ASGI 2.4 servers report it only through `receive`), so this watches for it."""
+    (ASGI 2.4 servers report it only through `receive`), so this watches for it. Past
+    `timeout` seconds the stream ends with an error event and [DONE]."""
     watcher = asyncio.ensure_future(_wait_disconnect(request))
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        async for chunk in chunks:
+        while True:
+            try:
+                if deadline is None:
+                    chunk = await anext(chunks)
+                else:  # a task per chunk: only paid when a timeout is set
+                    chunk = await asyncio.wait_for(anext(chunks), deadline - time.monotonic())
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                metrics.REQUESTS.labels("error").inc()
+                err = _timed_out(timeout)
+                yield _sse_data(error_body(err.message, err.type, err.param, err.code))
+                yield "data: [DONE]\n\n"
+                return
             if watcher.done():
                 return
             yield chunk
