@@ -60,7 +60,7 @@ SCENARIOS: dict[str, tuple[str, dict]] = {  # name -> (server, extra body)
     "effort_medium": ("thinkctl", {"reasoning_effort": "medium"}),
     "lynx_effort_medium": ("probe", {"reasoning_effort": "medium"}),
 }  # fmt: skip
-METRICS = ("output_throughput", "request_throughput", "total_token_throughput",
+METRICS = ("failed", "output_throughput", "request_throughput", "total_token_throughput",
            "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
            "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "completed")  # fmt: skip
 
@@ -87,8 +87,10 @@ def vllm_bench(url: str, model_dir: str, dataset: Path, n: int, concurrency: int
     with (out / f"{name}.log").open("wb") as log:
         subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=True)
     result = json.loads((out / f"{name}.json").read_text())
-    if result.get("failed") or result["completed"] != n:
-        raise RuntimeError(f"{name}: {result.get('failed')} requests failed; see {log.name}")
+    # A few dropped connections (aiohttp's "Server disconnected" on a reused keep-alive
+    # connection, seen with plain vLLM too) are recorded, not fatal; more mean a broken run.
+    if result["completed"] < 0.95 * n:
+        raise RuntimeError(f"{name}: only {result['completed']}/{n} completed; see {log.name}")
     return result
 
 

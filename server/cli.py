@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,10 @@ def _cannot_start(model: str, exc: Exception) -> SystemExit:
     return SystemExit(f"thinkctl: could not start the engine for {model!r}: {reason}.{hint}")
 
 
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _api_keys(args: argparse.Namespace) -> tuple[str, ...]:
     keys = [args.api_key] if args.api_key else []
     if args.api_key_file:
@@ -177,6 +182,9 @@ async def _serve(config: ServerConfig, engine_args) -> None:
         ctx = AppContext(config, engine, collector, info, int(time.time()),
                          Admission(config.limits))  # fmt: skip
         app = create_app(ctx)
+        # uvicorn drains on SIGTERM, then re-raises it under the handler it found; the
+        # default one would kill the process here and leave the engine's processes behind.
+        signal.signal(signal.SIGTERM, _exit_quietly)
         server = uvicorn.Server(
             uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
         )

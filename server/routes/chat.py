@@ -70,8 +70,8 @@ def _sampling_params(
             stop=req.stop_list(),
             output_kind=RequestOutputKind.DELTA,
         )
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from exc
+    except (ValueError, VLLMClientError) as exc:  # e.g. an empty stop string
+        raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from exc
 
 
 def _prepare(req: ChatCompletionRequest, ctx: AppContext) -> Generation:
