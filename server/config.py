@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from server.catalog.preset import Preset
 from server.effort import EffortMap
 from server.limits import Limits
 from server.probe_config import ProbeConfig
@@ -32,3 +33,9 @@ class ServerConfig:
     probe: ProbeConfig | None = None  # LYNX, when served with --probe
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
+    # The model's catalogue preset (server/catalog): effort -> its own length/mode mechanism,
+    # sampling defaults, the recommended instruction. None: requests pass through as sent.
+    preset: Preset | None = None
+    # max_tokens for requests that set none (a preset's recommendation); None: the room left
+    # in the context.
+    default_max_tokens: int | None = None

@@ -24,6 +24,7 @@ def render_prompt(req: ChatCompletionRequest, info: ModelInfo) -> list[int]:
         # As vLLM does: templates with a thinking switch (Qwen3) read these.
         kwargs["reasoning_effort"] = req.reasoning_effort
         kwargs["enable_thinking"] = req.reasoning_effort != "none"
+    kwargs.update(req.chat_template_kwargs or {})  # the client's (or a preset's) win
     try:
         ids = info.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=True, return_dict=False, **kwargs

@@ -137,6 +137,8 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     user: str | None = None
     reasoning_effort: ReasoningEffort | None = None
+    # vLLM's field: extra variables for the chat template (e.g. Qwen3's enable_thinking).
+    chat_template_kwargs: dict[str, bool | int | float | str] | None = None
     # vLLM's field: maximum thinking tokens, -1 for unlimited.
     thinking_token_budget: int | None = Field(default=None, ge=-1)
     include_reasoning: bool = True

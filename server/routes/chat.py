@@ -18,6 +18,7 @@ from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.exceptions import EngineDeadError
 
 from server import metrics
+from server.catalog.apply import apply_preset
 from server.control import resolve_control
 from server.deps import AppContext, get_ctx, require_api_key
 from server.errors import (
@@ -48,6 +49,8 @@ def _sampling_params(
         raise InvalidRequest(
             f"{param} is {max_tokens}; this server allows at most {cap}.", param, "limit_exceeded"
         )
+    if max_tokens is None and ctx.config.default_max_tokens is not None:  # preset default
+        max_tokens = min(ctx.config.default_max_tokens, cap or room, room)
     if cap is not None and max_tokens is None:
         max_tokens = min(cap, room)
     if max_tokens is not None and max_tokens > room:
@@ -88,6 +91,7 @@ def _prepare(req: ChatCompletionRequest, ctx: AppContext) -> Generation:
     if req.n > limits.max_n:
         raise InvalidRequest(f"n is {req.n}; this server allows at most {limits.max_n}.", "n",
                              "limit_exceeded")  # fmt: skip
+    req = apply_preset(req, ctx.config)  # the model's catalogue preset, if it has one
     prompt_ids = render_prompt(req, ctx.info)
     if limits.max_prompt_tokens is not None and len(prompt_ids) > limits.max_prompt_tokens:
         raise InvalidRequest(

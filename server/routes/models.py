@@ -25,6 +25,7 @@ async def list_models(request: Request) -> dict:
             "think_delimiters": [cfg.think_start, cfg.think_end] if delims else None,
             "effort": cfg.effort.describe(),
             "lynx": cfg.probe.describe() if cfg.probe else None,
+            "preset": cfg.preset.describe() if cfg.preset else None,
         },
     }
     return {"object": "list", "data": [card]}
