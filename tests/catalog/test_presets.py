@@ -237,3 +237,23 @@ def test_sampling_overrides_merge_over_the_entry():
     assert Sampling(temperature=0.7).over(base) == Sampling(
         temperature=0.7, top_p=0.95, max_tokens=100
     )
+
+
+def test_a_presets_max_tokens_is_a_default_that_fits_the_context():
+    from types import SimpleNamespace
+
+    from server.limits import Limits
+    from server.routes.chat import _sampling_params
+
+    def max_tokens(default, cap=None, **body) -> int:
+        config = ServerConfig(model_name="m", default_max_tokens=default,
+                              limits=Limits(max_completion_tokens=cap))  # fmt: skip
+        ctx = SimpleNamespace(config=config, info=SimpleNamespace(max_model_len=1000))
+        req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}], **body)
+        return _sampling_params(req, ctx, prompt_len=200).max_tokens
+
+    assert max_tokens(16384) == 800  # the room left in the context
+    assert max_tokens(300) == 300
+    assert max_tokens(300, cap=100) == 100  # a server cap wins
+    assert max_tokens(300, max_tokens=500) == 500  # the client's value wins
+    assert max_tokens(None) == 800
