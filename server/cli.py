@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from server import embedded
+from server.catalog import serving as catalog
 from server.config import ServerConfig
 from server.effort import EffortMap
 from server.limits import Limits
@@ -94,6 +95,18 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
         help="LYNX probe folder (from `thinkctl calibrate`): enables `thinkctl.lynx` and "
         "effort through the probe. Turns on --enforce-eager (hooks need eager mode).",
     )
+    g.add_argument(
+        "--preset",
+        metavar="ID",
+        help="Apply this catalogue model's preset (`thinkctl models`) to --model, e.g. to a "
+        "local copy of it. Default: the preset of --model when that is a catalogue id.",
+    )
+    g.add_argument(
+        "--no-preset-instruction",
+        action="store_true",
+        help="Do not add the preset's recommended instruction (e.g. R1-Distill's "
+        "boxed-answer line) to prompts. A length prompt (L1) still applies.",
+    )
 
 
 def _resolve_model(model: str | None) -> tuple[str, str]:
@@ -124,6 +137,7 @@ def _cannot_start(model: str, exc: Exception) -> SystemExit:
             " If the model hub is unreachable from this machine, download the model elsewhere "
             "and pass its local folder with --model PATH."
         )
+        hint = catalog.unreachable_hint(model) or hint  # a catalogue id: keep its preset
     reason = str(exc).strip().rstrip(".")
     return SystemExit(f"thinkctl: could not start the engine for {model!r}: {reason}.{hint}")
 
@@ -211,7 +225,11 @@ def _control_settings(args: argparse.Namespace, model: str) -> dict[str, str]:
 
 
 def serve(args: argparse.Namespace) -> None:
-    model, name = _resolve_model(args.model_tag or args.model)
+    target = catalog.resolve(args.model_tag or args.model, args.preset,
+                             not args.no_preset_instruction)  # fmt: skip
+    model, name = _resolve_model(target.model)
+    name = target.name or name
+    preset = target.preset
     args.model = model
     probe = _load_probe(args.probe, args, model) if args.probe else None
     if probe is not None:
@@ -227,6 +245,8 @@ def serve(args: argparse.Namespace) -> None:
         log_level=args.uvicorn_log_level,
         effort=EffortMap.load(model),
         probe=probe,
+        preset=preset,
+        default_max_tokens=preset.entry.sampling.max_tokens if preset else None,
         limits=Limits(
             max_prompt_tokens=args.max_prompt_tokens,
             max_completion_tokens=args.max_completion_tokens,
@@ -236,7 +256,8 @@ def serve(args: argparse.Namespace) -> None:
             queue_timeout_s=args.queue_timeout,
             request_timeout_s=args.request_timeout,
         ),
-        **_control_settings(args, model),
+        # Flags, then the model folder's thinkctl.json, then the preset, then the defaults.
+        **{**(preset.control_defaults() if preset else {}), **_control_settings(args, model)},
     )
     try:
         engine_args = _engine_args(args)  # vLLM reads the model's config here already

@@ -18,6 +18,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "calibration.cli",
         "Train and calibrate a LYNX probe for a model.",
     ),
+    "models": (
+        "server.catalog.cli",
+        "The catalogue of concise / length-controllable models and their presets.",
+    ),
 }
 
 
