@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 INT64 = 2**63 - 1
+# apply_chat_template's own parameters: a template variable may not replace them (a client
+# must not swap in its own template, or tokenize differently).
+RESERVED_TEMPLATE_KWARGS = frozenset({
+    "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
+    "continue_final_message", "tokenize", "padding", "truncation", "max_length",
+    "return_tensors", "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs",
+})  # fmt: skip
 
 
 class TextPart(BaseModel):
@@ -146,6 +153,14 @@ class ChatCompletionRequest(BaseModel):
     # Structured outputs are not served: a grammar mask could exclude a forced token.
     response_format: dict[str, Any] | None = None
     thinkctl: ThinkctlOptions | None = None
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _template_variables_only(cls, kwargs: dict | None) -> dict | None:
+        reserved = sorted(set(kwargs or {}) & RESERVED_TEMPLATE_KWARGS)
+        if reserved:
+            raise ValueError(f"chat_template_kwargs may not set {reserved}")
+        return kwargs
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

@@ -78,3 +78,17 @@ def test_the_folders_own_answer_inducer_wins_over_the_presets(copy_client):
     content = r.choices[0].message.content
     assert r.choices[0].model_extra["thinkctl"]["exit_reason"] == "budget"
     assert content.strip().startswith("\\boxed{") and "Final Answer" not in content
+
+
+def test_template_kwargs_reach_the_template_but_cannot_replace_it(client):
+    ok = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, max_tokens=4,
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+    )  # fmt: skip
+    assert ok.choices[0].finish_reason == "length"  # the testbed's template ignores it
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(
+            model=MODEL, messages=QUESTION, max_tokens=4,
+            extra_body={"chat_template_kwargs": {"chat_template": "{{ 'x' }}"}},
+        )  # fmt: skip
+    assert "chat_template_kwargs" in str(exc.value)
