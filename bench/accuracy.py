@@ -36,6 +36,9 @@ from tqdm import tqdm
 
 from bench import report
 from bench.server_process import start_server, stop_server
+from calibration import datasets
+from calibration.datasets import Dataset
+from probes.cues import cue_token_ids_of
 from testbed import tasks
 
 DEFAULT_SETTINGS = (
@@ -86,14 +89,14 @@ def _done_keys(path: Path) -> set[tuple]:
 
 
 async def run_grid(
-    base_url: str, api_key: str, model: str, settings: list[str], problems: list[tasks.Problem],
+    base_url: str, api_key: str, model: str, settings: list[str], data: Dataset,
     samples: int, temperature: float, results: Path, concurrency: int,
 ) -> None:  # fmt: skip
     client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2,
                                 timeout=600)  # fmt: skip
     done = _done_keys(results)
     jobs = [
-        (s, i, k) for s in settings for i in range(len(problems)) for k in range(samples)
+        (s, i, k) for s in settings for i in range(len(data.questions)) for k in range(samples)
         if (s, i, k) not in done
     ]  # fmt: skip
     gate = asyncio.Semaphore(concurrency)
@@ -101,19 +104,19 @@ async def run_grid(
     with results.open("a") as out:
 
         async def one(setting: str, i: int, k: int) -> None:
-            p = problems[i]
+            n = len(data.questions)
             async with gate:
                 started = time.monotonic()
                 r = await client.chat.completions.create(
-                    model=model, messages=[{"role": "user", "content": p.prompt()}],
-                    max_tokens=MAX_TOKENS, temperature=temperature, seed=k * len(problems) + i,
+                    model=model, messages=[{"role": "user", "content": data.questions[i]}],
+                    max_tokens=MAX_TOKENS, temperature=temperature, seed=k * n + i,
                     extra_body={**parse_setting(setting), "return_token_ids": setting == "none"},
                 )  # fmt: skip
             choice = r.choices[0]
             trace = choice.model_extra["thinkctl"]
             row = {
-                "setting": setting, "problem": i, "sample": k, "difficulty": p.difficulty,
-                "correct": tasks.is_correct(p, choice.message.content),
+                "setting": setting, "problem": i, "sample": k,
+                "correct": bool(data.check(i, choice.message.content or "")),
                 "thinking_tokens": trace["thinking_tokens"],
                 "answer_tokens": r.usage.completion_tokens - trace["thinking_tokens"],
                 "exit_reason": trace["exit_reason"],
@@ -130,37 +133,44 @@ async def run_grid(
     bar.close()
 
 
-def oracle_rows(model_dir: Path, results: Path, problems: list[tasks.Problem]) -> list[dict]:
+def oracle_rows(model_dir: Path, results: Path, data: Dataset) -> list[dict]:
     """Earliest correct forced exit of every `none` trace, through an offline vLLM engine."""
     from vllm import LLM
 
     from calibration.forced_exit import answer_forced_exits, forced_exits
-    from testbed.evaluate import INDUCER
-    from testbed.traces import CUES, END_THINK
 
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     natural = [r for r in rows if r["setting"] == "none"]
     llm = LLM(model=str(model_dir), seed=0, kv_cache_memory_bytes=1 << 30,
               enable_prefix_caching=True)  # fmt: skip
     tok = llm.get_tokenizer()
-    close = [tok.convert_tokens_to_ids(END_THINK), *tok.encode(INDUCER, add_special_tokens=False)]
+    inducer = _inducer(model_dir)
+    close = [tok.convert_tokens_to_ids("</think>"), *tok.encode(inducer, add_special_tokens=False)]
     exits = forced_exits([r["prompt_ids"] for r in natural], [r["output_ids"] for r in natural],
-                         tok.convert_tokens_to_ids(list(CUES)), close)  # fmt: skip
+                         cue_token_ids_of(tok), close)  # fmt: skip
     answers = answer_forced_exits(llm, exits)
     earliest: dict[int, int] = {}
     for e, ans in zip(exits, answers, strict=True):
-        p = problems[natural[e.trace]["problem"]]
-        if e.trace not in earliest and tasks.is_correct(p, INDUCER + " " + tok.decode(ans)):
+        q = natural[e.trace]["problem"]
+        if e.trace not in earliest and data.check(q, inducer + " " + tok.decode(ans)):
             earliest[e.trace] = e.position
     out = []
     for t, r in enumerate(natural):
         cut = earliest.get(t)
         out.append({
             "setting": "oracle", "problem": r["problem"], "sample": r["sample"],
-            "difficulty": r["difficulty"], "correct": cut is not None or r["correct"],
+            "correct": cut is not None or r["correct"],
             "thinking_tokens": cut if cut is not None else r["thinking_tokens"],
         })  # fmt: skip
     return out
+
+
+def _inducer(model_dir: Path) -> str:
+    """The model folder's answer inducer (thinkctl.json), else the start of a boxed answer."""
+    path = model_dir / "thinkctl.json"
+    if path.is_file():
+        return json.loads(path.read_text()).get("answer_inducer", "\\boxed{")
+    return "\\boxed{"
 
 
 def _model_dir(model: str) -> Path:
@@ -180,7 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--api-key", default=os.environ.get("THINKCTL_API_KEY", "none"))
     p.add_argument("--model", default="testbed")
     p.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS))
-    p.add_argument("--n", type=int, default=tasks.SPLIT_SIZES["test"], help="test problems")
+    p.add_argument("--data", default="testbed",
+                   help="'testbed' (its test split) or a JSONL file of question/answer "
+                   "(math-verify checks the last \\boxed{})")  # fmt: skip
+    p.add_argument("--n", type=int, default=tasks.SPLIT_SIZES["test"], help="questions used")
     p.add_argument("--samples", type=int, default=1, help="samples per problem")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--concurrency", type=int, default=64)
@@ -189,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    problems = tasks.held_out("test")[: args.n]
+    full = datasets.load(args.data, split="test")
+    data = Dataset(full.name, full.questions[: args.n], full.check)
     results = args.out / "results.jsonl"
     proc = None
     url = args.base_url
@@ -199,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             extra = ["--probe", str(args.probe or _model_dir(args.model) / "probe")]
         proc, url = start_server(args.model, args.out / "serve.log", extra)
     try:
-        asyncio.run(run_grid(url, args.api_key, args.model, args.settings, problems, args.samples,
+        asyncio.run(run_grid(url, args.api_key, args.model, args.settings, data, args.samples,
                              args.temperature, results, args.concurrency))  # fmt: skip
     finally:
         if proc is not None:
@@ -207,12 +221,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     rows = [r for r in rows if r["setting"] in args.settings]
     if not args.no_oracle and "none" in args.settings:
-        rows += oracle_rows(_model_dir(args.model), results, problems)
+        rows += oracle_rows(_model_dir(args.model), results, data)
     command = "thinkctl bench accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = report.summarise(rows)
     (args.out / "accuracy.json").write_text(json.dumps(summary["rows"], indent=2) + "\n")
     meta = {"command": command.strip(), "temperature": args.temperature, "samples": args.samples,
-            "problems": len(problems), "max_tokens": MAX_TOKENS, "machine": platform.platform(),
+            "data": args.data, "problems": len(data.questions), "max_tokens": MAX_TOKENS,
+            "machine": platform.platform(),
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     (args.out / "accuracy_run.json").write_text(json.dumps(meta, indent=2) + "\n")
     report.plot(summary, args.out / "pareto.png")

@@ -50,11 +50,12 @@ def math_equal(reply: str, answer: str) -> bool | None:
     return re.sub(r"\s+", "", got) == re.sub(r"\s+", "", str(answer))
 
 
-def load(data: str) -> Dataset:
+def load(data: str, split: str = "calibration") -> Dataset:
+    """`testbed` (its `split`: calibration or test) or a JSONL file of question/answer."""
     if data == "testbed":
         from testbed import tasks
 
-        problems = tasks.held_out("calibration")
+        problems = tasks.held_out(split)
 
         def check(i: int, text: str) -> bool | None:
             got = tasks.extract_answer(text)

@@ -43,3 +43,26 @@ def test_smoke_run_writes_results_summary_and_plot_and_resumes(server, tmp_path)
     # A rerun finds every row done and sends nothing new.
     subprocess.run([*cmd, "--no-oracle"], check=True, capture_output=True, timeout=600)
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 12
+
+
+def test_a_jsonl_dataset_is_checked_by_math_equivalence(server, tmp_path):
+    data = tmp_path / "tiny.jsonl"
+    rows = [
+        {"question": "compute 3 ; A + 4 ; B * 2 ; C - 5", "answer": "9"},
+        {"question": "compute 5 ; A * 3", "answer": "\\frac{10}{2}"},
+    ]  # 15 mod 10 = 5
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cmd = [sys.executable, "-m", "thinkctl", "bench", "accuracy", "--base-url", server.base_url,
+           "--api-key", API_KEY, "--data", str(data), "--settings", "none", "--no-oracle",
+           "--out", str(tmp_path / "out")]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    results = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 2 and all(r["correct"] for r in results)  # the testbed gets these right
+
+
+def test_math_equal_reads_the_last_boxed_answer():
+    from calibration.datasets import math_equal
+
+    assert math_equal("so \\boxed{3} no, \\boxed{\\frac{1}{2}}", "0.5")
+    assert math_equal("\\boxed{ 4 }", "5") is False
+    assert math_equal("no box", "5") is None
