@@ -72,20 +72,69 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves: dict[str, list[dict]] = defaultdict(list)
-    for r in summary["rows"]:
-        curves[r["family"]].append(r)
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    _curves(ax, summary["rows"])
+    _finish(fig, ax, "Accuracy vs thinking tokens (testbed, test split)", path)
+
+
+def _curves(ax, rows: list[dict], model: str = "", style: str = "-") -> None:
+    curves: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        curves[r["family"]].append(r)
     for name, rs in sorted(curves.items()):
         rs = sorted(rs, key=lambda r: r["mean_thinking_tokens"])
         marker = "*" if name in ("none", "oracle") else "o"
         ax.plot([r["mean_thinking_tokens"] for r in rs], [r["accuracy"] for r in rs],
-                marker=marker, markersize=10 if marker == "*" else 5, label=name)  # fmt: skip
+                marker=marker, markersize=10 if marker == "*" else 5, linestyle=style,
+                label=f"{model}: {name}" if model else name)  # fmt: skip
+
+
+def _finish(fig, ax, title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     ax.set_xlabel("mean thinking tokens per request")
     ax.set_ylabel("accuracy")
-    ax.set_title("Accuracy vs thinking tokens (testbed, test split)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def compare(runs: dict[str, list[dict]], path: Path, families: set[str] | None = None) -> None:
+    """Several models' curves on one plot (model -> its accuracy.json rows), one line
+    style per model; `families` keeps only those curves (e.g. none, budget, oracle)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (model, rows), style in zip(runs.items(), ("-", "--", ":", "-."), strict=False):
+        rows = [r for r in rows if families is None or r["family"] in families]
+        _curves(ax, rows, model, style)
+    _finish(fig, ax, "Accuracy vs thinking tokens: " + " vs ".join(runs), path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.report --compare testbed=bench/results concise=DIR --out FILE.png`"""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=compare.__doc__)
+    p.add_argument("--compare", nargs="+", required=True, metavar="NAME=RESULTS_DIR")
+    p.add_argument("--families", nargs="+", help="curves to draw (default: all)")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    runs = {}
+    for item in args.compare:
+        name, _, folder = item.partition("=")
+        runs[name] = json.loads((Path(folder) / "accuracy.json").read_text())
+    compare(runs, args.out, set(args.families) if args.families else None)
+    for name, rows in runs.items():
+        print(f"## {name}\n\n{table({'rows': rows})}\n")
+
+
+if __name__ == "__main__":
+    main()
