@@ -115,3 +115,12 @@ def test_dropped_groups_leave_the_loss_and_kept_ones_are_batch_normalised(rollou
     cut = [not (row == eos).any() for row in ids]
     assert all(rewards[i] == 0 for i, c in enumerate(cut) if c)
     assert any(cut) and rewards.sum() > 0, "these seeds gave no mix to test"
+
+
+def test_a_jsonl_task_becomes_chat_prompts_checked_by_math_equivalence(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"prompt": "What is 1/2 as a decimal?", "answer": "0.5"}\n')
+    data, check = dler._jsonl_task(path)
+    assert data[0]["prompt"] == [{"role": "user", "content": "What is 1/2 as a decimal?"}]
+    assert check(" so \\boxed{\\frac{1}{2}}", data[0]["answer"])
+    assert not check(" so \\boxed{2}", data[0]["answer"])
