@@ -77,6 +77,10 @@ def plot(summary: dict, path: Path) -> None:
     _finish(fig, ax, "Accuracy vs thinking tokens (testbed, test split)", path)
 
 
+# One colour per curve family, so that compared models match by colour.
+FAMILIES = ("none", "oracle", "budget", "ts", "top_h", "effort", "lynx", "lynx_effort")
+
+
 def _curves(ax, rows: list[dict], model: str = "", style: str = "-") -> None:
     curves: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -84,9 +88,10 @@ def _curves(ax, rows: list[dict], model: str = "", style: str = "-") -> None:
     for name, rs in sorted(curves.items()):
         rs = sorted(rs, key=lambda r: r["mean_thinking_tokens"])
         marker = "*" if name in ("none", "oracle") else "o"
+        colour = f"C{FAMILIES.index(name)}" if name in FAMILIES else None
         ax.plot([r["mean_thinking_tokens"] for r in rs], [r["accuracy"] for r in rs],
                 marker=marker, markersize=10 if marker == "*" else 5, linestyle=style,
-                label=f"{model}: {name}" if model else name)  # fmt: skip
+                color=colour, label=f"{model}: {name}" if model else name)  # fmt: skip
 
 
 def _finish(fig, ax, title: str, path: Path) -> None:
