@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from server import embedded
 from server.catalog.schema import CATALOG_FILE, load, parse
 from tests.catalog.conventions import ConventionTokenizer
 
@@ -50,15 +51,19 @@ def test_every_entry_cites_its_sources_and_every_reported_number_has_one():
 
 
 def test_testbed_concise_refers_to_its_embedded_model():
-    # Data only: the checkpoint itself comes from the RL recipe (server/embedded.py).
     entry = load().find("testbed-concise")
     assert entry.embedded == "testbed-concise" and entry.base_model == "testbed"
     assert entry.tokenizer == "testbed" and entry.think == ("<think>", "</think>")
 
 
-def test_the_testbed_conventions_are_its_real_tokenizers(tokenizer):
+@pytest.mark.parametrize("model_id", ["testbed", "testbed-concise"])
+def test_the_testbed_conventions_are_its_real_tokenizers(model_id):
     """The written-down conventions render what the real chat template renders."""
-    fmt = load().chat_format(load().find("testbed"))
+    from transformers import AutoTokenizer
+
+    entry = load().find(model_id)
+    tokenizer = AutoTokenizer.from_pretrained(embedded.ensure(entry.embedded))
+    fmt = load().chat_format(entry)
     conv = ConventionTokenizer(fmt)
     for messages in (
         [{"role": "user", "content": "compute 3 ; A + 4"}],

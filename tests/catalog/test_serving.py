@@ -35,6 +35,13 @@ def test_the_default_and_the_embedded_testbed_get_the_testbed_preset():
     assert serving.locate(target.preset.entry).path == str(embedded.testbed_folder())
 
 
+def test_testbed_concise_is_served_by_name_with_its_preset():
+    target = serving.resolve("testbed-concise", None)
+    assert target.model == "testbed-concise" and target.preset.entry.id == "testbed-concise"
+    where = serving.locate(target.preset.entry)
+    assert where.kind == "embedded" and where.path == str(embedded.ensure("testbed-concise"))
+
+
 def test_a_local_folder_takes_only_an_explicit_preset():
     folder = str(embedded.testbed_folder())
     assert serving.resolve(folder, None).preset is None
