@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -276,17 +276,23 @@ async def _sse(
             obj["usage"] = None  # OpenAI: null on every chunk but the last
         return _sse_data(obj)
 
-    for c in gen.choices:  # the role comes first, once per choice, as OpenAI sends it
-        yield chunk(
-            {
-                "index": c.index,
-                "delta": {"role": "assistant", "content": ""},
-                "logprobs": None,
-                "finish_reason": None,
-            }
-        )
+    def roles() -> Iterator[str]:
+        # The role comes first, once per choice, as OpenAI sends it; like vLLM, only once
+        # the engine has produced something, so a client's time to first chunk includes
+        # queueing and prefill (what TTFT means when benchmarks compare us with vLLM).
+        ids = {"prompt_token_ids": gen.prompt_ids} if req.return_token_ids else {}
+        for c in gen.choices:
+            role = {"role": "assistant", "content": ""}
+            yield chunk({"index": c.index, "delta": role, "logprobs": None,
+                         "finish_reason": None}, **ids)  # fmt: skip
+
+    sent_role = False
     try:
         async for d in gen.stream():
+            if not sent_role:
+                sent_role = True
+                for r in roles():
+                    yield r
             if d.reasoning or d.content or d.finish_reason is not None or req.return_token_ids:
                 yield from_delta(d, gen, req, field, chunk)  # a delimiter alone sends nothing
     except ENGINE_ERRORS as exc:
@@ -299,6 +305,9 @@ async def _sse(
         # A client that leaves cancels us mid-await, or closes us while suspended at a yield.
         metrics.REQUESTS.labels("aborted").inc()
         raise
+    if not sent_role:
+        for r in roles():
+            yield r
     metrics.REQUESTS.labels("ok").inc()
     metrics.LATENCY.observe(time.monotonic() - started)
     if include_usage:

@@ -73,6 +73,18 @@ def test_streaming_gives_the_same_text_and_a_final_usage_chunk(client):
     assert all(c.usage is None for c in chunks[:-1])
 
 
+def test_streamed_token_ids_match_and_the_first_chunk_has_the_prompt_ids(client):
+    """As vLLM streams them: prompt ids on the first (role) chunk, output ids per delta."""
+    kwargs = dict(model=MODEL, messages=QUESTION, max_tokens=40, temperature=0,
+                  extra_body={"return_token_ids": True})  # fmt: skip
+    whole = client.chat.completions.create(**kwargs)
+    chunks = [c for c in client.chat.completions.create(**kwargs, stream=True) if c.choices]
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[0].model_extra["prompt_token_ids"] == whole.model_extra["prompt_token_ids"]
+    streamed = [i for c in chunks for i in c.choices[0].model_extra.get("token_ids") or []]
+    assert streamed == whole.choices[0].model_extra["token_ids"]
+
+
 def test_n_choices_with_seed_are_indexed_and_reproducible(client):
     kwargs = dict(model=MODEL, messages=QUESTION, max_tokens=16, temperature=1.0, n=2, seed=7,
                   extra_body={"return_token_ids": True})  # fmt: skip
