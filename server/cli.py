@@ -153,7 +153,10 @@ def _api_keys(args: argparse.Namespace) -> tuple[str, ...]:
             lines = Path(args.api_key_file).read_text().splitlines()
         except OSError as exc:
             raise SystemExit(f"thinkctl: cannot read --api-key-file: {exc.strerror}") from exc
-        keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        found = [k for k in (line.strip() for line in lines) if k and not k.startswith("#")]
+        if not found:  # serving without auth is not what a key file asks for
+            raise SystemExit(f"thinkctl: --api-key-file {str(args.api_key_file)!r} holds no key")
+        keys += found
     return tuple(keys)
 
 

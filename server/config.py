@@ -19,7 +19,8 @@ class ServerConfig:
     model_name: str  # the id clients send as `model` and /v1/models lists
     host: str = "127.0.0.1"
     port: int = 8000
-    api_keys: tuple[str, ...] = ()  # any of them is accepted; none: no auth
+    # Any of them is accepted; none: no auth. Kept out of repr, so no log or traceback shows them.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
     # vLLM's current field name; DeepSeek and SGLang clients expect "reasoning_content".
     reasoning_field: Literal["reasoning", "reasoning_content"] = "reasoning"
     # Think delimiters as token strings; each must be a single token of the tokenizer.

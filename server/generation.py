@@ -9,6 +9,7 @@ split is made on token ids with the same `PhaseTracker` the controllers use, so
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ class _Choice:
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     trace: ControlTrace | None = None
+    started_tokens: bool = False  # for the time-to-first-token metrics
+    started_answer: bool = False
 
 
 class Generation:
@@ -60,6 +63,7 @@ class Generation:
         self.prompt_ids, self.params, self.spec = prompt_ids, params, spec
         self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(n)]
         self._spec_wire = spec.model_dump(mode="json") if spec is not None else None
+        self.created = time.monotonic()  # the request's arrival, for the waiting-time metrics
 
     def _new_choice(self, index: int, request_id: str) -> _Choice:
         delims = self.info.delims
@@ -131,6 +135,7 @@ class Generation:
                 choice, ids, text, finish = get.result()
                 choice.token_ids.extend(ids)
                 delta = self._split(choice, ids, text)
+                self._observe_first(choice, delta)
                 if finish is not None:
                     choice.finish_reason = delta.finish_reason = _openai_finish(finish)
                     choice.trace = self._trace(choice)
@@ -144,6 +149,14 @@ class Generation:
                 await self.engine.abort(unfinished)
             for c in self.choices:
                 self.collector.take(c.request_id)  # forget events of aborted choices
+
+    def _observe_first(self, choice: _Choice, delta: ChoiceDelta) -> None:
+        if delta.token_ids and not choice.started_tokens:
+            choice.started_tokens = True
+            metrics.FIRST_TOKEN.observe(time.monotonic() - self.created)
+        if delta.content and not choice.started_answer:
+            choice.started_answer = True
+            metrics.FIRST_ANSWER_TOKEN.observe(time.monotonic() - self.created)
 
     def _trace(self, choice: _Choice) -> ControlTrace:
         events = self.collector.take(choice.request_id)

@@ -20,6 +20,7 @@ from bench.server_process import start_server, stop_server
 
 API_KEY = "test-key"
 ENV_API_KEY = "env-key"
+FILE_API_KEYS = ("file-key-one", "file-key-two")  # deepseek_server's --api-key-file
 MODEL = "testbed"
 START_TIMEOUT_S = 600
 
@@ -29,14 +30,17 @@ class Server:
     base_url: str  # http://127.0.0.1:PORT
     log: Path
 
-    def metric(self, name: str) -> float:
-        """Sum of a Prometheus metric's samples, e.g. vllm:num_requests_running."""
+    def metric(self, name: str, default: float | None = None) -> float:
+        """Sum of a Prometheus metric's samples, e.g. vllm:num_requests_running; `default`
+        for a labelled series not yet exported (else that is a failure)."""
         text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
         values = [
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
             if line.startswith(name + "{") or line.startswith(name + " ")
         ]
+        if not values and default is not None:
+            return default
         assert values, f"metric {name} not exported"
         return sum(values)
 
@@ -74,11 +78,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def deepseek_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A second server: DeepSeek's `reasoning_content` field, API key from the environment."""
-    log = tmp_path_factory.mktemp("server") / "serve.log"
-    proc, base_url = _start(
-        log, ["--reasoning-field", "reasoning_content"], {"THINKCTL_API_KEY": ENV_API_KEY}
-    )
+    """A second server: DeepSeek's `reasoning_content` field, API keys from the environment
+    and a file, and uvicorn's most verbose log (tests/server/test_auth.py reads it)."""
+    folder = tmp_path_factory.mktemp("server")
+    log, keys = folder / "serve.log", folder / "keys.txt"
+    keys.write_text("# one key per line\n" + "\n".join(FILE_API_KEYS) + "\n")
+    args = ["--reasoning-field", "reasoning_content", "--api-key-file", str(keys),
+            "--uvicorn-log-level", "trace"]  # fmt: skip
+    proc, base_url = _start(log, args, {"THINKCTL_API_KEY": ENV_API_KEY})
     yield Server(base_url, log)
     stop_server(proc)
 

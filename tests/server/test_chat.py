@@ -30,6 +30,30 @@ def test_health_needs_no_key_and_metrics_are_prometheus(server):
     assert "thinkctl_requests_total" in httpx.get(f"{server.base_url}/metrics").text
 
 
+def test_metrics_count_each_choice_its_exit_tokens_and_waits(server, client):
+    """Per choice: the exit with the controllers that were on, thinking and answer token
+    histograms, and the waits for the first token and the first answer text."""
+    names = ["thinkctl_choice_thinking_tokens_count", "thinkctl_choice_thinking_tokens_sum",
+             "thinkctl_choice_answer_tokens_count", "thinkctl_time_to_first_token_seconds_count",
+             "thinkctl_time_to_first_answer_token_seconds_count"]  # fmt: skip
+    exits = 'thinkctl_exits_total{controllers="budget",reason="budget"}'  # labels sorted
+    before = {name: server.metric(name) for name in names} | {exits: server.metric(exits, 0.0)}
+    r = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, max_tokens=40, temperature=0.6, n=2,
+        extra_body={"thinkctl": {"max_thinking_tokens": 10}},
+    )  # fmt: skip
+    traces = [c.model_extra["thinkctl"] for c in r.choices]
+    assert [(t["exit_reason"], t["controllers"]) for t in traces] == [("budget", ["budget"])] * 2
+    after = {name: server.metric(name, 0.0) for name in before}
+    gained = {name: after[name] - before[name] for name in before}
+    assert gained[exits] == 2
+    thinking = sum(t["thinking_tokens"] for t in traces)
+    assert gained["thinkctl_choice_thinking_tokens_sum"] == thinking
+    for name in names:
+        if name.endswith("_count"):
+            assert gained[name] == 2, name
+
+
 def test_non_streaming_splits_reasoning_and_usage_matches_token_ids(client, tokenizer):
     r = client.chat.completions.create(
         model=MODEL, messages=QUESTION, max_tokens=40, temperature=0,
