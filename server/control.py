@@ -65,7 +65,8 @@ def _lynx_plan(req: ChatCompletionRequest, config: ServerConfig):
     return None, _UNSET
 
 
-def _max_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
+def max_thinking_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
+    """The thinking budget: the request's field or vLLM's (they must agree), else effort's."""
     ours = req.thinkctl.max_thinking_tokens if req.thinkctl else None
     vllms = req.thinking_token_budget if req.thinking_token_budget not in (None, -1) else None
     if ours is not None and vllms is not None and ours != vllms:
@@ -96,7 +97,7 @@ def resolve_control(
     """The spec for this request, or None when no controller is asked for."""
     opts = req.thinkctl
     lynx_delta, lynx_cap = _lynx_plan(req, config)
-    max_think = _max_budget(req, config) if lynx_cap is _UNSET else lynx_cap
+    max_think = max_thinking_budget(req, config) if lynx_cap is _UNSET else lynx_cap
     min_think = (opts.min_thinking_tokens if opts else None) or 0
     if max_think is not None and min_think > max_think:
         raise InvalidRequest(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from server.catalog.preset import Preset
 from server.catalog.schema import CatalogEntry, EffortAction
 from server.config import ServerConfig
-from server.control import _max_budget  # one definition of a request's thinking budget
+from server.control import max_thinking_budget  # one definition of a request's thinking budget
 from server.protocol import ChatCompletionRequest, ChatMessage, ThinkctlOptions
 
 
@@ -59,7 +59,7 @@ def length_tokens(req: ChatCompletionRequest, config: ServerConfig, entry: Catal
     )
     if not named:
         return lp.default_tokens
-    budget = _max_budget(req, config)
+    budget = max_thinking_budget(req, config)
     return lp.max_tokens if budget is None else budget
 
 
