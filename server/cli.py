@@ -183,6 +183,7 @@ async def _serve(config: ServerConfig, engine_args) -> None:
 
     from server.app import create_app
     from server.deps import AppContext
+    from server.draining import DrainingServer
     from server.engine.launch import install_capture, start_engine
     from server.limits import Admission
     from server.model_info import ModelInfo
@@ -196,16 +197,14 @@ async def _serve(config: ServerConfig, engine_args) -> None:
         if config.probe is not None:
             await install_capture(engine, config.probe.summary["layers"])
         info = ModelInfo.load(config, engine.get_tokenizer(), engine.model_config.max_model_len)
-        ctx = AppContext(config, engine, collector, info, int(time.time()),
-                         Admission(config.limits))  # fmt: skip
+        admission = Admission(config.limits)
+        ctx = AppContext(config, engine, collector, info, int(time.time()), admission)
         app = create_app(ctx)
         # uvicorn drains on SIGTERM, then re-raises it under the handler it found; the
         # default one would kill the process here and leave the engine's processes behind.
         signal.signal(signal.SIGTERM, _exit_quietly)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
-        )
-        await server.serve()
+        uv = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
+        await DrainingServer(uv, admission).serve()
     finally:
         engine.shutdown()
         collector.close()

@@ -33,6 +33,15 @@ class Admission:
         self.limits = limits
         self._slots = asyncio.Semaphore(limits.max_concurrent)
         self._waiting = 0
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -58,7 +67,9 @@ class Admission:
                 ) from exc  # fmt: skip
             finally:
                 self._waiting -= 1
+        self._running += 1
         try:
             yield
         finally:
+            self._running -= 1
             self._slots.release()

@@ -31,3 +31,13 @@ async def test_a_wait_that_runs_out_is_a_503():
         await hold(adm, 0)
     assert exc.value.code == "queue_timeout" and "Retry-After" in exc.value.headers
     assert await first == "ok"
+
+
+async def test_it_counts_running_and_queued_requests():
+    """What a shutdown reports draining (server/draining.py)."""
+    adm = Admission(Limits(max_concurrent=2, max_queued=4, queue_timeout_s=5))
+    held = [asyncio.ensure_future(hold(adm, 0.2)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert (adm.running, adm.waiting) == (2, 1)
+    await asyncio.gather(*held)
+    assert (adm.running, adm.waiting) == (0, 0)
