@@ -157,19 +157,30 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
         for name, ref in (("effort_medium", "no_control"), ("lynx_effort_medium", "no_control"))
         if name in means and ref in means
     }  # fmt: skip
-    return {"means": means, "throughput_ratio": ratios, "goodput_ratio": goodput}
+    # Each round's ratio against plain vLLM in the same round (the A/B pairs the alternation
+    # makes): their spread says how far the machine's noise reaches.
+    per_round = {
+        name: [round(r["output_throughput"] / b["output_throughput"], 3)
+               for r, b in zip(runs[name], runs["vllm"], strict=False)]
+        for name in ratios
+    }  # fmt: skip
+    return {"means": means, "throughput_ratio": ratios, "throughput_ratio_rounds": per_round,
+            "goodput_ratio": goodput,
+            "output_throughput_rounds": {name: [round(r["output_throughput"]) for r in rs]
+                                         for name, rs in runs.items()}}  # fmt: skip
 
 
 def table(result: dict) -> str:
     lines = [
-        "| scenario | output tok/s | req/s | TTFT p50 / p99 ms | TPOT p50 ms "
+        "| scenario | output tok/s | per round | req/s | TTFT p50 / p99 ms | TPOT p50 ms "
         "| ITL p50 / p99 ms | E2E p50 / p99 ms | TTFAT p50 ms | thinking / answer tokens |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in result["means"].items():
         r = result["reasoning"].get(name, {})
+        rounds = ", ".join(str(t) for t in result["output_throughput_rounds"][name])
         lines.append(
-            f"| {name} | {m['output_throughput']:.0f} | {m['request_throughput']:.2f} "
+            f"| {name} | {m['output_throughput']:.0f} | {rounds} | {m['request_throughput']:.2f} "
             f"| {m['median_ttft_ms']:.0f} / {m['p99_ttft_ms']:.0f} | {m['median_tpot_ms']:.1f} "
             f"| {m['median_itl_ms']:.1f} / {m['p99_itl_ms']:.1f} "
             f"| {m['median_e2el_ms']:.0f} / {m['p99_e2el_ms']:.0f} | {r.get('ttfat_median_ms')} "
@@ -249,7 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     md = (
         table(result)
         + "\n\n"
-        + json.dumps({k: result[k] for k in ("throughput_ratio", "goodput_ratio")})
+        + json.dumps(
+            {k: result[k] for k in ("throughput_ratio", "throughput_ratio_rounds", "goodput_ratio")}
+        )  # fmt: skip
     )
     (args.out / "serve.md").write_text(md + "\n")
     print(md)

@@ -33,4 +33,6 @@ def test_ratios_are_relative_to_plain_vllm():
     }
     out = summarise(runs)
     assert out["throughput_ratio"]["lynx"] == 0.95  # 190 / mean(100, 300)
+    assert out["throughput_ratio_rounds"]["lynx"] == [1.9]  # against vLLM's same round
+    assert out["output_throughput_rounds"]["vllm"] == [100, 300]
     assert out["goodput_ratio"]["effort_medium"] == 2.5
