@@ -122,7 +122,10 @@ async def reasoning_sample(url: str, extra_body: dict, n: int, concurrency: int)
             return {"ttfat_s": first_answer, "thinking": thinking,
                     "answer": usage.completion_tokens - thinking}  # fmt: skip
 
-    rows = await asyncio.gather(*(one(i) for i in range(n)))
+    try:
+        rows = await asyncio.gather(*(one(i) for i in range(n)))
+    finally:
+        await client.close()  # inside the loop: closing after asyncio.run ends raises
     ttfat = sorted(r["ttfat_s"] for r in rows if r["ttfat_s"] is not None)
     return {
         "n": n,
