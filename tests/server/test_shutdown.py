@@ -3,7 +3,7 @@
 
 The premise, a request still running when the server stops accepting, is not left to timing:
 while the CPU engine spins on both cores this test's process can be kept off the CPU for
-seconds (a busy loop here saw a 6 s gap during one 7 s request), so the signal may come only
+seconds (a busy loop here saw a 6.0 s gap during one 6.3 s request), so the signal may come only
 after the request ended. The server logs how many requests it drains once its sockets are
 closed; a run that drained none is tried again, and one that drained a request must have
 finished it.
