@@ -28,6 +28,8 @@ from probes.effort_table import GRID
 from probes.features import FeatureSpec, default_layers, model_facts
 
 DELTAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+# --confidence -> candidate probe inputs (True: hidden state + confidence value)
+CONFIDENCE = {"auto": (False, True), "on": (True,), "off": (False,)}
 DEFAULT_DELTA = 0.05
 MODEL_SETTINGS = "thinkctl.json"  # the model folder's own control conventions
 
@@ -63,6 +65,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="1-based decoder blocks (default: all of a small model, else ~L/3, "
                    "~4L/7, L)")  # fmt: skip
     p.add_argument("--cues", default=",".join(DEFAULT_CUES), help="Cue words, comma-separated.")
+    p.add_argument("--confidence", choices=CONFIDENCE, default="auto",
+                   help="Probe inputs: the hidden state plus the sampled-token confidence since "
+                   "the previous cue ('on'), the hidden state alone ('off'), or whichever "
+                   "validates better ('auto')")  # fmt: skip
     p.add_argument("--think-end", default="</think>")
     p.add_argument("--answer-inducer", help="Default: the model folder's thinkctl.json.")
     p.add_argument("--deltas", type=lambda s: [float(x) for x in s.split(",")], default=DELTAS)
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         cue_words=cue_words,
         cue_token_ids=tuple(cue_token_ids_of(tok, cue_words)),
         think_end_id=end_id,
+        confidence=True,  # always recorded (last column); the fit decides whether to use it
     )
     close_ids = [end_id, *tok.encode(_inducer(model, args.answer_inducer),
                                      add_special_tokens=False)]  # fmt: skip
@@ -110,6 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
         close_ids=close_ids, answer_tokens=args.answer_tokens,
     )  # fmt: skip
+    if tr.events.features.shape[1] != spec.dim(facts.hidden_size):
+        raise SystemExit(
+            f"thinkctl calibrate: {args.out / 'work'} holds traces recorded with other "
+            f"features ({tr.events.features.shape[1]} values, not "
+            f"{spec.dim(facts.hidden_size)}); remove it to record anew"
+        )
     result = fit_and_report(tr, len(data.questions), spec, facts, args, model)
     result["seconds"] = round(time.time() - t0, 1)
     result["reused_shards"] = reused
@@ -131,13 +144,19 @@ def fit_and_report(
     trace_split = {k: np.where(m[tr.question])[0] for k, m in masks.items()}
     x, y = ev.features, (ev.label == 1).astype(int)
     fitted = lynx.fit_best(x[ev_split["train"]], y[ev_split["train"]],
-                           tr.question[ev.trace][ev_split["train"]], args.seed)  # fmt: skip
-    p_all = fitted.probe.prob(x)
+                           tr.question[ev.trace][ev_split["train"]], args.seed,
+                           CONFIDENCE[args.confidence])  # fmt: skip
+    p_all = fitted.prob(x)
+    spec = spec.model_copy(update={"confidence": fitted.confidence})
     from probes.conformal import Calibration
 
     cal = Calibration.from_probs(p_all[ev_split["cal"]], y[ev_split["cal"]])
     test_ev, test_tr = ev_split["test"], trace_split["test"]
     auc = float(roc_auc_score(y[test_ev], p_all[test_ev]))
+    auc_test = {  # every candidate on the held-out events: what each input contributes
+        name: round(float(roc_auc_score(y[test_ev], pr.prob(lynx.columns(x[test_ev], c)))), 4)
+        for name, (pr, c) in fitted.others.items()
+    }
     natural = lynx.replay(tr, test_tr, np.zeros(len(y), bool))
     best = lynx.oracle(tr, test_tr)
     q_ev = tr.question[ev.trace]
@@ -183,7 +202,8 @@ def fit_and_report(
         "split_traces": " / ".join(str(len(trace_split[k])) for k in lynx.SPLITS),
         "n_cal_class0": cal.n0, "n_cal_class1": cal.n1,
         "probe": {"kind": fitted.kind, "layers": list(spec.layers),
-                  "dim": int(x.shape[1]), "auc": auc, "auc_val": fitted.auc_val},
+                  "confidence": fitted.confidence, "dim": spec.dim(facts.hidden_size),
+                  "auc": auc, "auc_val": fitted.auc_val, "auc_test": auc_test},
         "natural": vars(natural), "oracle": vars(best),
         "deltas": rows, "effort": effort,
     }  # fmt: skip

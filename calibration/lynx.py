@@ -38,23 +38,45 @@ def split_questions(n_questions: int, seed: int) -> dict[str, np.ndarray]:
 class Fitted:
     probe: probe_lib.Probe
     kind: str
-    auc_val: dict[str, float]  # validation AUC of each kind tried
+    confidence: bool  # reads the last column (probes/confidence.py) too
+    auc_val: dict[str, float]  # validation AUC of each candidate tried
+    others: dict[str, tuple[probe_lib.Probe, bool]]  # every candidate, by name
+
+    def prob(self, x: np.ndarray) -> np.ndarray:
+        """Scores of full recorded features (the confidence column dropped if unused)."""
+        return self.probe.prob(columns(x, self.confidence))
 
 
-def fit_best(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> Fitted:
-    """Fit an MLP (LYNX's) and logistic regression (the baseline) on 80% of the training
-    questions; keep the one with the better AUC on the other 20%."""
+def columns(x: np.ndarray, confidence: bool) -> np.ndarray:
+    """Recorded features hold the confidence value last; hidden-only probes drop it."""
+    return x if confidence else x[:, :-1]
+
+
+def fit_best(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, confidence: tuple[bool, ...]
+) -> Fitted:
+    """Fit an MLP (LYNX's) and logistic regression (the baseline), on the hidden state
+    alone and/or with the confidence value (`confidence` says which; `x` holds that value
+    last), on 80% of the training questions; keep the best AUC on the other 20%."""
     rng = np.random.default_rng(seed)
     uniq = np.unique(groups)
     val_q = set(rng.choice(uniq, size=max(1, len(uniq) // 5), replace=False).tolist())
     val = np.array([g in val_q for g in groups])
     results = {}
-    for kind in ("mlp", "logreg"):
-        pipe = probe_lib.fit(x[~val], y[~val], kind, seed)  # type: ignore[arg-type]
-        exported = probe_lib.export(pipe)
-        results[kind] = (roc_auc_score(y[val], exported.prob(x[val])), exported)
+    for conf in confidence:
+        xc = columns(x, conf)
+        for kind in ("mlp", "logreg"):
+            pipe = probe_lib.fit(xc[~val], y[~val], kind, seed)  # type: ignore[arg-type]
+            exported = probe_lib.export(pipe)
+            name = kind + ("+confidence" if conf else "")
+            results[name] = (roc_auc_score(y[val], exported.prob(xc[val])), exported, kind, conf)
     best = max(results, key=lambda k: results[k][0])
-    return Fitted(results[best][1], best, {k: round(float(v[0]), 4) for k, v in results.items()})
+    _, probe, kind, conf = results[best]
+    return Fitted(
+        probe, kind, conf,
+        {k: round(float(v[0]), 4) for k, v in results.items()},
+        {k: (v[1], v[3]) for k, v in results.items()},
+    )  # fmt: skip
 
 
 @dataclass

@@ -3,7 +3,9 @@
 The same capture (probes/capture.py) and the same step alignment as the server's LYNX
 controller: a cue's features are read at the decode step that processes the cue token,
 the first step at which the request holds one more output token than before. Re-prefill
-after preemption never records (its logits rows are other tokens).
+after preemption never records (its logits rows are other tokens). With `"confidence"`
+in the record spec, each record ends with the sampled-token confidence since the
+previous cue (probes/confidence.py), computed by the same code the server runs.
 
 Runs inside vLLM's worker: `CueRecorder` is a logits processor that never changes the
 logits; `RecorderExtension` (worker_extension_cls) installs the hooks and hands the
@@ -22,8 +24,10 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
+from probes.confidence import SampledConfidence
 
-RECORD_KEY = "thinkctl_record"  # extra_args: {"key": str, "cues": [ids], "end": id}
+# extra_args: {"key": str, "cues": [ids], "end": id, "confidence": bool}
+RECORD_KEY = "thinkctl_record"
 PROCESSOR = "calibration.recorder:CueRecorder"
 EXTENSION = "calibration.recorder.RecorderExtension"
 
@@ -40,6 +44,7 @@ class _Row:
     seen: int = -1  # output length at the previous step; -1 before the first
     closed: bool = False
     positions: set[int] = field(default_factory=set)
+    confidence: SampledConfidence | None = None
 
 
 class CueRecorder(LogitsProcessor):
@@ -54,7 +59,9 @@ class CueRecorder(LogitsProcessor):
         spec = (params.extra_args or {}).get(RECORD_KEY)
         if spec is None:
             return None
-        return _Row(spec["key"], frozenset(spec["cues"]), int(spec["end"]), output_ids)
+        cues = frozenset(spec["cues"])
+        conf = SampledConfidence(cues) if spec.get("confidence") else None
+        return _Row(spec["key"], cues, int(spec["end"]), output_ids, confidence=conf)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
         process_dict_updates(self._rows, batch_update, self._new_row)
@@ -65,14 +72,21 @@ class CueRecorder(LogitsProcessor):
             n = len(row.output_ids)
             fresh = n == row.seen + 1 and n > 0
             row.seen = n
-            if not fresh or row.closed:
+            if row.closed:
+                continue
+            if row.confidence is not None:
+                row.confidence.observe(row.output_ids, logits[index])
+            if not fresh:
                 continue
             last = row.output_ids[n - 1]
             if last == row.end:
                 row.closed = True
             elif last in row.cues and cap is not None and n - 1 not in row.positions:
                 row.positions.add(n - 1)
-                feats = cap.row(index).cpu().numpy().astype(np.float32)
+                feats = cap.row(index)
+                if row.confidence is not None:
+                    feats = torch.cat([feats, row.confidence.value().to(feats.device)])
+                feats = feats.cpu().numpy().astype(np.float32)
                 _RECORDS.setdefault(row.key, []).append((n - 1, feats.tobytes()))
         return logits
 

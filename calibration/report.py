@@ -77,10 +77,12 @@ def markdown(report: dict, images: list[str]) -> str:
         f"{report['temperature']} ({report['n_events']} cue events), split by question "
         f"into train / cal / test = {report['split_traces']}.",
         "",
-        f"Probe: {p['kind']} on layers {p['layers']} ({p['dim']} features); validation AUC "
-        f"{p['auc_val']}; held-out AUC **{p['auc']:.3f}**. Calibration events: class 0 "
-        f"(exiting would be wrong) n₀ = {report['n_cal_class0']}, class 1 n₁ = "
-        f"{report['n_cal_class1']}.",
+        f"Probe: {p['kind']} on layers {p['layers']}"
+        + (" plus the sampled-token confidence since the previous cue" if p["confidence"] else "")
+        + f" ({p['dim']} features); validation AUC {p['auc_val']}; held-out AUC "
+        f"**{p['auc']:.3f}** (every candidate on the held-out events: {p['auc_test']}). "
+        f"Calibration events: class 0 (exiting would be wrong) n₀ = "
+        f"{report['n_cal_class0']}, class 1 n₁ = {report['n_cal_class1']}.",  # fmt: skip
         "",
         f"Held-out traces: natural {report['natural']['accuracy']:.3f} accuracy at "
         f"{report['natural']['mean_thinking_tokens']:.1f} thinking tokens; oracle "

@@ -86,7 +86,8 @@ class Generator:
         params = []
         for i in range(len(questions)):
             record = {"key": str(first_trace + i), "cues": list(self.spec.cue_token_ids),
-                      "end": self.spec.think_end_id}  # fmt: skip
+                      "end": self.spec.think_end_id,
+                      "confidence": self.spec.confidence}  # fmt: skip
             params.append(SamplingParams(temperature=temperature, top_p=top_p,
                                          max_tokens=max_tokens,
                                          extra_args={recorder.RECORD_KEY: record}))  # fmt: skip

@@ -2,9 +2,10 @@
 
 `FeatureSpec` fixes the feature definition shared by calibration and serving: the
 blocks whose residual stream is concatenated (see probes/capture.py for the exact
-definition), the cue tokens, and the end-of-thinking token. `ModelFacts` identifies the
-model (sizes and a tokenizer fingerprint), so a probe made for one model is refused by
-another.
+definition), the cue tokens, the end-of-thinking token, and whether the sampled-token
+confidence since the previous cue (probes/confidence.py) is appended as one more value.
+`ModelFacts` identifies the model (sizes and a tokenizer fingerprint), so a probe made
+for one model is refused by another.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ class FeatureSpec(BaseModel):
     cue_words: tuple[str, ...] = Field(min_length=1)
     cue_token_ids: tuple[int, ...] = Field(min_length=1)
     think_end_id: int
+    confidence: bool = False  # append probes/confidence.py's value after the hidden features
 
     def dim(self, hidden_size: int) -> int:
-        return hidden_size * len(self.layers)
+        return hidden_size * len(self.layers) + int(self.confidence)
 
 
 def default_layers(num_layers: int) -> tuple[int, ...]:

@@ -6,7 +6,10 @@ its requests:
 - `ThinkctlLogitsProcessor` (not argmax-invariant: runs before temperature, also for
   greedy batches) holds one `ControlStack` per batch row, advances it inside `apply()`
   (where output ids are final; with async scheduling `update_state` may still see a
-  placeholder) and writes the stack's action (force, ban, shift) into that row.
+  placeholder) and writes the stack's action (force, ban, shift) into that row. For a
+  LYNX request it also assembles the probe's features at each cue: the captured hidden
+  state, plus the sampled-token confidence (probes/confidence.py, fed every step with
+  the row as it arrives, before any action) when the probe reads it.
 - `ThinkctlTopHProcessor` (argmax-invariant: runs after temperature, skipped for greedy
   batches) truncates rows with top-H in the phases the request asked for.
 
@@ -28,6 +31,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
+from probes.confidence import SampledConfidence
 from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
 from server.controllers.stack import ControlStack, apply_action
@@ -50,6 +54,7 @@ class _Row:
     # Output length at the previous step: a step that adds exactly one token is the
     # decode step processing that token, the only one whose captured features are its.
     seen: int = -1
+    confidence: SampledConfidence | None = None  # only for a LYNX probe that reads it
 
 
 def spec_of(params: SamplingParams) -> ControlSpec | None:
@@ -86,7 +91,11 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         if parked is not None:
             parked.output_ids = output_ids
             return parked
-        return _Row(request_id, spec.build(prompt_ids or (), self._probe), output_ids)
+        probe = self._probe
+        conf = None
+        if spec.lynx is not None and probe is not None and probe.confidence:
+            conf = SampledConfidence(probe.cue_ids)
+        return _Row(request_id, spec.build(prompt_ids or (), probe), output_ids, confidence=conf)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
         if batch_update:
@@ -103,8 +112,10 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         for index, row in self._rows.items():
             n = len(row.output_ids)
             hidden = None
+            if row.confidence is not None:
+                row.confidence.observe(row.output_ids, logits[index])
             if cap is not None and n == row.seen + 1 and n > 0:
-                hidden = functools.partial(cap.row, index)
+                hidden = functools.partial(_features, cap, index, row.confidence)
             row.seen = n
             action = row.stack.step(row.output_ids, logits[index], hidden)
             if not action.is_empty:
@@ -115,6 +126,16 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
                     self._sender.send(row.request_id, event)
                 row.sent = len(events)
         return logits
+
+
+def _features(
+    cap: capture.StepCapture, index: int, confidence: SampledConfidence | None
+) -> torch.Tensor:
+    """The probe's input for batch row `index`: hidden features, then the confidence."""
+    hidden = cap.row(index)
+    if confidence is None:
+        return hidden
+    return torch.cat([hidden, confidence.value().to(hidden.device)])
 
 
 @dataclass

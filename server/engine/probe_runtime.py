@@ -25,6 +25,7 @@ class LoadedProbe:
         self.artifact = artifact
         self.cue_ids = frozenset(artifact.meta.features.cue_token_ids)
         self.layers = tuple(artifact.meta.features.layers)
+        self.confidence = artifact.meta.features.confidence  # features end with it
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per worker, few deltas
     def thresholds(self, delta: float) -> tuple[float, float]:

@@ -36,6 +36,12 @@ def test_writes_artifact_report_and_plots(out):
         assert KEYS <= set(row)
         assert 0 <= row["premature_exit_rate_event"] <= 1
     assert 0 <= report["probe"]["auc"] <= 1
+    # --confidence auto: both inputs tried, each candidate also scored on held-out events
+    names = {"mlp", "logreg", "mlp+confidence", "logreg+confidence"}
+    assert set(report["probe"]["auc_val"]) == set(report["probe"]["auc_test"]) == names
+    meta = json.loads((out / "probe.json").read_text())
+    assert meta["features"]["confidence"] == report["probe"]["confidence"]
+    assert report["probe"]["dim"] == 4 * 128 + report["probe"]["confidence"]
     assert report["n_traces"] == 240
     assert len(list((out / "work").glob("shard-*.safetensors"))) == 2
 

@@ -13,16 +13,16 @@ from probes.features import FeatureSpec, ModelFacts
 FACTS = ModelFacts(hidden_size=4, num_layers=3, vocab_size=50, tokenizer_sha256="a" * 64)
 
 
-def make(tmp_path):
+def make(tmp_path, confidence: bool = False):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 8))
+    x = rng.normal(size=(200, 8 + confidence))
     y = (x[:, 0] > 0).astype(int)
     probe = P.export(P.fit(x, y, "logreg"))
     cal = Calibration.from_probs(probe.prob(x), y)
     meta = ProbeMeta(
         format=FORMAT, model=FACTS,
         features=FeatureSpec(layers=(2, 3), cue_words=("wait",), cue_token_ids=(7,),
-                             think_end_id=9),
+                             think_end_id=9, confidence=confidence),
         kind="logreg", default_delta=0.1, tensors_sha256="0" * 64,
     )  # fmt: skip
     ProbeArtifact(meta, probe, cal).save(tmp_path)
@@ -36,6 +36,26 @@ def test_round_trip(tmp_path):
     assert loaded.calibration.thresholds(0.1) == cal.thresholds(0.1)
     loaded.check_model(FACTS)
     assert not any(p.suffix == ".pkl" for p in tmp_path.iterdir())
+
+
+def test_the_confidence_input_is_one_more_feature_and_optional_in_older_files(tmp_path):
+    make(tmp_path, confidence=True)
+    loaded = ProbeArtifact.load(tmp_path)
+    assert loaded.meta.features.confidence and loaded.probe.dim == 2 * 4 + 1
+    make(tmp_path)  # a probe on the hidden state alone, its JSON without the field
+    raw = json.loads((tmp_path / META_FILE).read_text())
+    del raw["features"]["confidence"]
+    (tmp_path / META_FILE).write_text(json.dumps(raw))
+    assert ProbeArtifact.load(tmp_path).meta.features.confidence is False
+
+
+def test_a_spec_that_disagrees_with_the_weights_is_refused(tmp_path):
+    make(tmp_path)
+    raw = json.loads((tmp_path / META_FILE).read_text())
+    raw["features"]["confidence"] = True  # 9 inputs claimed, 8 in the weights
+    (tmp_path / META_FILE).write_text(json.dumps(raw))
+    with pytest.raises(ProbeError, match="weight shapes"):
+        ProbeArtifact.load(tmp_path)
 
 
 def test_corrupt_tensor_file_is_refused(tmp_path):

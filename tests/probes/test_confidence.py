@@ -1,0 +1,95 @@
+"""The sampled-token confidence feature on hand-made logits rows."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probes.confidence import FLOOR, SampledConfidence
+
+CUE, VOCAB = 3, 5
+
+
+def row(p_token: dict[int, float]) -> torch.Tensor:
+    """Logits whose softmax gives each listed token its probability (the rest share what
+    is left)."""
+    rest = (1 - sum(p_token.values())) / (VOCAB - len(p_token))
+    probs = [p_token.get(t, rest) for t in range(VOCAB)]
+    return torch.tensor([math.log(p) + 7.0 for p in probs])  # softmax ignores the shift
+
+
+def decode(tracker: SampledConfidence, steps, out: list[int] | None = None) -> list[int]:
+    """Run decode steps: each step the tracker sees the output so far and that step's
+    logits, then the listed token is appended; a last step processes the last token."""
+    out = list(out or [])
+    for token, logits in steps:
+        tracker.observe(out, logits)
+        out.append(token)
+    tracker.observe(out, row({}))
+    return out
+
+
+def test_a_cue_reports_the_least_likely_token_since_the_previous_cue_without_itself():
+    t = SampledConfidence(frozenset({CUE}))
+    out = decode(t, [(0, row({0: 0.9})), (1, row({1: 0.2})), (2, row({2: 0.6})),
+                     (CUE, row({CUE: 0.01}))])  # fmt: skip
+    assert t.value().item() == pytest.approx(math.log(0.2), abs=1e-5)
+    # the next segment starts afresh: only tokens after the cue count
+    decode(t, [(0, row({0: 0.5})), (CUE, row({CUE: 0.3}))], out)
+    assert t.value().item() == pytest.approx(math.log(0.5), abs=1e-5)
+
+
+def test_before_any_cue_the_value_is_certain():
+    t = SampledConfidence(frozenset({CUE}))
+    decode(t, [(0, row({0: 0.1})), (1, row({1: 0.1}))])
+    assert t.value().item() == 0.0
+
+
+def test_a_repeated_call_for_the_same_step_counts_its_token_once_and_keeps_the_last_row():
+    t = SampledConfidence(frozenset({CUE}))
+    out: list[int] = []
+    t.observe(out, row({0: 0.01}))  # a discarded chunked-prefill sample
+    t.observe(out, row({0: 0.8}))  # the row the token was really drawn from
+    out.append(0)
+    t.observe(out, row({CUE: 0.5}))
+    t.observe(out, row({CUE: 0.5}))  # same step again: token 0 is not counted twice
+    out.append(CUE)
+    t.observe(out, row({}))
+    assert t.value().item() == pytest.approx(math.log(0.8), abs=1e-5)
+
+
+def test_a_gap_in_the_steps_skips_the_tokens_it_cannot_score():
+    t = SampledConfidence(frozenset({CUE}))
+    t.observe([], row({0: 0.01}))
+    t.observe([0, 1], row({CUE: 0.9}))  # preempted: two tokens appeared, none is scored
+    t.observe([0, 1, CUE], row({}))
+    assert t.value().item() == 0.0
+
+
+def test_forced_tokens_are_floored():
+    t = SampledConfidence(frozenset({CUE}))
+    logits = torch.zeros(VOCAB)
+    logits[1] = float("-inf")
+    decode(t, [(1, logits), (CUE, row({}))])
+    assert t.value().item() == FLOOR
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, VOCAB - 1), st.integers(0, 10**6)), min_size=1,
+                max_size=30))  # fmt: skip
+def test_the_value_is_the_minimum_log_probability_of_the_last_segment(draws):
+    t = SampledConfidence(frozenset({CUE}))
+    out: list[int] = []
+    want, segment = 0.0, []
+    for token, seed in draws:
+        logits = torch.randn(VOCAB, generator=torch.Generator().manual_seed(seed))
+        t.observe(out, logits)
+        if token == CUE:
+            want, segment = (min(segment) if segment else 0.0), []
+        else:
+            segment.append(max(float(torch.log_softmax(logits, -1)[token]), FLOOR))
+        out.append(token)
+    t.observe(out, torch.zeros(VOCAB))
+    assert abs(t.value().item() - want) < 1e-5
