@@ -2,8 +2,10 @@
 
     thinkctl calibrate --model testbed/model --data testbed --out testbed/model/probe
 
-Samples traces with vLLM (like the serving default), records the residual stream at
-every cue event inside the engine, labels events by forced exits, trains the probe,
+Samples traces with vLLM (like the serving default), records the residual stream and
+the sampled-token confidence (probes/confidence.py) at every cue event inside the engine,
+labels events by forced exits, trains the probe (on the hidden state alone and with the
+confidence, keeping what validates better unless --confidence says which),
 computes the conformal scores, maps effort onto (delta, cap), and writes the probe
 artifact plus report.json / report.md / plots into OUT. Finished trace shards in
 OUT/work are reused when the command is run again.

@@ -137,6 +137,7 @@ class ProbeArtifact:
         return {
             "kind": self.meta.kind,
             "layers": list(self.meta.features.layers),
+            "confidence": self.meta.features.confidence,
             "default_delta": self.meta.default_delta,
             "n_cal_class0": self.calibration.n0,
             "min_delta": round(self.calibration.min_delta(), 6),

@@ -99,6 +99,7 @@ def test_effort_maps_through_the_probe(lclient, lynx_server):
 def test_models_card_describes_the_probe(lclient):
     card = lclient.models.list().data[0].model_extra["thinkctl"]["lynx"]
     assert card["layers"] == [1, 2, 3, 4] and card["n_cal_class0"] >= 200
+    assert card["confidence"] is True  # the shipped probe reads the confidence input
 
 
 def test_lynx_without_a_probe_is_a_400(client):
@@ -120,17 +121,21 @@ GENERATE = textwrap.dedent("""
         gen = traces.Generator(sys.argv[2], spec, 0, {"kv_cache_memory_bytes": 1 << 30})
         data = datasets.load("testbed")
         close = [spec.think_end_id, *gen.tok.encode("\\\\boxed{", add_special_tokens=False)]
-        shard = gen.shard(data, list(range(int(sys.argv[4]))), 0, temperature=0.0, top_p=1.0,
-                          max_tokens=450, close_ids=close, answer_tokens=4)
-        traces.save(shard, Path(sys.argv[3]))
+        # One question per batch, as the server decodes them one request at a time: bf16
+        # logits of a batch of 8 differ from those of a batch of 1 in the last bits.
+        shards = [gen.shard(data, [q], q, temperature=0.0, top_p=1.0, max_tokens=450,
+                            close_ids=close, answer_tokens=4) for q in range(int(sys.argv[4]))]
+        traces.save(traces.concat(shards), Path(sys.argv[3]))
 """)
 
 
 def test_server_features_equal_calibration_features(lclient, tmp_path):
     """The same greedy traces: the probe scores the server computes at each cue equal the
-    scores of the features calibration recorded, at the same cue positions."""
+    scores of the features calibration recorded, at the same cue positions. The shipped
+    probe reads the confidence value too, so both of its inputs are compared."""
     from calibration import datasets, traces
 
+    assert ProbeArtifact.load(PROBE).meta.features.confidence
     n = 8
     script, out = tmp_path / "gen.py", tmp_path / "shard.safetensors"
     script.write_text(GENERATE)
