@@ -24,7 +24,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
-from probes.confidence import SampledConfidence
+from probes.confidence import SampledConfidence, probe_input
 
 # extra_args: {"key": str, "cues": [ids], "end": id, "confidence": bool}
 RECORD_KEY = "thinkctl_record"
@@ -83,9 +83,7 @@ class CueRecorder(LogitsProcessor):
                 row.closed = True
             elif last in row.cues and cap is not None and n - 1 not in row.positions:
                 row.positions.add(n - 1)
-                feats = cap.row(index)
-                if row.confidence is not None:
-                    feats = torch.cat([feats, row.confidence.value().to(feats.device)])
+                feats = probe_input(cap.row(index), row.confidence)
                 feats = feats.cpu().numpy().astype(np.float32)
                 _RECORDS.setdefault(row.key, []).append((n - 1, feats.tobytes()))
         return logits

@@ -59,3 +59,11 @@ class SampledConfidence:
         if self._at_cue is None:
             return torch.zeros(1)
         return self._at_cue.reshape(1).float()
+
+
+def probe_input(hidden: torch.Tensor, confidence: SampledConfidence | None) -> torch.Tensor:
+    """What a probe reads at a cue: the hidden features, then the confidence value when
+    the probe reads it (calibration and serving both build their features here)."""
+    if confidence is None:
+        return hidden
+    return torch.cat([hidden, confidence.value().to(hidden.device)])

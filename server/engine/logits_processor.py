@@ -31,7 +31,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
-from probes.confidence import SampledConfidence
+from probes.confidence import SampledConfidence, probe_input
 from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
 from server.controllers.stack import ControlStack, apply_action
@@ -131,11 +131,8 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
 def _features(
     cap: capture.StepCapture, index: int, confidence: SampledConfidence | None
 ) -> torch.Tensor:
-    """The probe's input for batch row `index`: hidden features, then the confidence."""
-    hidden = cap.row(index)
-    if confidence is None:
-        return hidden
-    return torch.cat([hidden, confidence.value().to(hidden.device)])
+    """The probe's input for batch row `index` at this step."""
+    return probe_input(cap.row(index), confidence)
 
 
 @dataclass

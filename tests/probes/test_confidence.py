@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.confidence import FLOOR, SampledConfidence
+from probes.confidence import FLOOR, SampledConfidence, probe_input
 
 CUE, VOCAB = 3, 5
 
@@ -93,3 +93,13 @@ def test_the_value_is_the_minimum_log_probability_of_the_last_segment(draws):
         out.append(token)
     t.observe(out, torch.zeros(VOCAB))
     assert abs(t.value().item() - want) < 1e-5
+
+
+def test_the_probe_input_appends_the_value_only_for_a_probe_that_reads_it():
+    hidden = torch.arange(4.0)
+    assert torch.equal(probe_input(hidden, None), hidden)
+    t = SampledConfidence(frozenset({CUE}))
+    decode(t, [(0, row({0: 0.5})), (CUE, row({}))])
+    got = probe_input(hidden, t)
+    assert got.shape == (5,) and torch.equal(got[:4], hidden)
+    assert got[4].item() == pytest.approx(math.log(0.5), abs=1e-5)
