@@ -186,6 +186,8 @@ def fit_and_report(
     cal_tr = trace_split["cal"]
     effort = lynx.effort_points(cal, tr, cal_tr, np.where(keep, p_all, 0.0),
                                 list(args.deltas), list(GRID))  # fmt: skip
+    effort_test = [lynx.effort_replay(cal, tr, test_tr, np.where(keep, p_all, 0.0), e)
+                   for e in effort]  # fmt: skip
     meta = ProbeMeta(
         format=FORMAT, model=facts, features=spec, kind=fitted.kind,
         default_delta=args.default_delta,
@@ -207,7 +209,7 @@ def fit_and_report(
                   "confidence": fitted.confidence, "dim": spec.dim(facts.hidden_size),
                   "auc": auc, "auc_val": fitted.auc_val, "auc_test": auc_test},
         "natural": vars(natural), "oracle": vars(best),
-        "deltas": rows, "effort": effort,
+        "deltas": rows, "effort": effort, "effort_test": effort_test,
     }  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from calibration.traces import Traces
 from probes import probe as probe_lib
 from probes.conformal import Calibration, Thresholds
-from probes.effort_table import budget_for
+from probes.effort_table import GRID_STEP, budget_for
 
 SPLITS = {"train": 0.5, "cal": 0.3, "test": 0.2}
 
@@ -87,9 +87,12 @@ class Replay:
     premature_exit_rate_trajectory: float  # share of traces whose exit answered wrong
 
 
-def replay(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray) -> Replay:
-    """Offline LYNX on the given traces; `exits[j]` says whether event j would exit."""
+def replay(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray, floor: int = 0) -> Replay:
+    """Offline LYNX on the given traces; `exits[j]` says whether event j would exit.
+
+    `floor`: exits wait until thinking holds that many tokens, the cue included."""
     ev = traces.events
+    exits = exits & (ev.position + 1 >= floor)
     order = np.argsort(ev.trace * 1_000_000 + ev.position, kind="stable")
     first_exit: dict[int, int] = {}
     for j in order:
@@ -130,32 +133,77 @@ def effort_points(
     deltas: list[float],
     grid: list[float],
 ) -> list[dict]:
-    """Effort e -> (delta, cap) so that e spends about e x the natural thinking length.
+    """Effort e -> (delta, cap, floor) so that e spends about e x the natural thinking length.
 
     Per e: the smallest delta (the safest) whose replayed mean thinking is within e of
-    natural; when no delta on the grid gets there, the largest delta plus the budget cap
-    that brings the rest down (the effort table's rule on the LYNX-shortened lengths).
-    e = 0 means no thinking; e = 1 means no LYNX exit.
+    natural. When even the safest delta thinks less than e - GRID_STEP of natural (high
+    efforts), it keeps that delta and adds the smallest floor (no exit before that many
+    thinking tokens) that brings the mean up to e x natural, so that a higher effort
+    really thinks longer. When no delta on the grid gets down to e, the largest delta
+    plus the budget cap that brings the rest down (the effort table's rule on the
+    LYNX-shortened lengths). e = 0 means no thinking; e = 1 means no LYNX exit.
     """
     natural = float(traces.thinking_tokens[trace_ids].mean())
-    replays = {d: replay(traces, trace_ids, cal.thresholds(d).exits_many(p_all)) for d in deltas}
+    exits = {d: cal.thresholds(d).exits_many(p_all) for d in deltas}
+    means = {d: replay(traces, trace_ids, exits[d]).mean_thinking_tokens for d in deltas}
+    safest = min(deltas)
     points = []
     for e in grid:
+        point = {"effort": e, "delta": None, "max_thinking_tokens": None,
+                 "min_thinking_tokens": 0}  # fmt: skip
         if e <= 0:
-            points.append({"effort": e, "delta": None, "max_thinking_tokens": 0})
-            continue
-        if e >= 1:
-            points.append({"effort": e, "delta": None, "max_thinking_tokens": None})
-            continue
-        ok = [d for d in sorted(deltas) if replays[d].mean_thinking_tokens <= e * natural + 1e-9]
-        if ok:
-            points.append({"effort": e, "delta": ok[0], "max_thinking_tokens": None})
-            continue
-        d = max(deltas)
-        lengths = _lynx_lengths(traces, trace_ids, cal.thresholds(d).exits_many(p_all))
-        cap = budget_for(lengths, e * natural / max(np.mean(lengths), 1e-9))
-        points.append({"effort": e, "delta": d, "max_thinking_tokens": int(cap)})
+            point["max_thinking_tokens"] = 0
+        elif e < 1:
+            ok = [d for d in sorted(deltas) if means[d] <= e * natural + 1e-9]
+            if ok:
+                point["delta"] = ok[0]
+                if means[safest] < (e - GRID_STEP) * natural:
+                    point["min_thinking_tokens"] = floor_for(
+                        traces, trace_ids, exits[safest], e * natural
+                    )
+            else:
+                d = max(deltas)
+                lengths = _lynx_lengths(traces, trace_ids, exits[d])
+                point["delta"] = d
+                point["max_thinking_tokens"] = int(
+                    budget_for(lengths, e * natural / max(np.mean(lengths), 1e-9))
+                )
+        points.append(point)
     return points
+
+
+def effort_replay(
+    cal: Calibration, traces: Traces, trace_ids: np.ndarray, p_all: np.ndarray, point: dict
+) -> dict:
+    """What an effort point spends on these traces, and how accurate it is where the
+    replay can tell (a cap cuts thinking between cues, where no forced exit was labelled)."""
+    natural = float(traces.thinking_tokens[trace_ids].mean())
+    d, cap = point["delta"], point["max_thinking_tokens"]
+    exits = cal.thresholds(d).exits_many(p_all) if d else np.zeros(len(p_all), bool)
+    if cap is None:
+        r = replay(traces, trace_ids, exits, point["min_thinking_tokens"])
+        tokens, accuracy = r.mean_thinking_tokens, r.accuracy
+    else:
+        tokens = float(np.minimum(_lynx_lengths(traces, trace_ids, exits), cap).mean())
+        accuracy = None
+    share = tokens / natural if natural else 0.0
+    return {"effort": point["effort"], "mean_thinking_tokens": tokens,
+            "share_of_natural": share, "accuracy": accuracy}  # fmt: skip
+
+
+def floor_for(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray, target: float) -> int:
+    """The smallest floor whose replayed mean thinking reaches `target` tokens.
+
+    A higher floor only moves a trace's exit to a later cue or removes it, so the mean
+    is non-decreasing in the floor: bisect the integers."""
+    lo, hi = 0, int(traces.thinking_tokens[trace_ids].max(initial=0)) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if replay(traces, trace_ids, exits, mid).mean_thinking_tokens >= target - 1e-9:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _lynx_lengths(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray) -> list[int]:

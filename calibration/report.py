@@ -111,13 +111,21 @@ def markdown(report: dict, images: list[str]) -> str:
         "spread over random re-splits of the non-training questions. It does not bound the "
         "per-trace rate, which is reported beside it.",
         "",
-        "Effort mapping (effort → δ, cap), written into probe.json:",
+        "Effort mapping (effort → δ, cap, exit floor), written into probe.json and fitted on "
+        "the calibration traces; the last three columns replay it on the held-out test "
+        "traces (accuracy only where no cap cuts thinking between cues):",
         "",
-        "| effort | δ | max thinking tokens |",
-        "|---|---|---|",
+        "| effort | δ | max thinking tokens | min thinking tokens before an exit "
+        "| test: mean thinking | share of natural | accuracy |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for e in report["effort"]:
-        lines.append(f"| {e['effort']} | {e['delta']} | {e['max_thinking_tokens']} |")
+    for e, t in zip(report["effort"], report["effort_test"], strict=True):
+        acc = "—" if t["accuracy"] is None else f"{t['accuracy']:.3f}"
+        lines.append(
+            f"| {e['effort']} | {e['delta']} | {e['max_thinking_tokens']} "
+            f"| {e['min_thinking_tokens']} | {t['mean_thinking_tokens']:.1f} "
+            f"| {t['share_of_natural']:.2f} | {acc} |"
+        )
     lines += ["", *[f"![{name}]({name})" for name in images], ""]
     return "\n".join(lines)
 

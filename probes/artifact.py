@@ -35,6 +35,9 @@ class EffortPoint(BaseModel):
     effort: float = Field(ge=0, le=1)
     delta: float | None = Field(gt=0, lt=1)  # None: no LYNX exit at this effort
     max_thinking_tokens: int | None = Field(default=None, ge=0)
+    # No LYNX exit before thinking holds this many tokens (high efforts: think longer
+    # than the safest delta alone would). Files without it read as 0.
+    min_thinking_tokens: int = Field(default=0, ge=0)
 
 
 class ProbeMeta(BaseModel):

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 EFFORT_FILE = "effort.json"
-GRID = tuple(round(i / 20, 2) for i in range(21))  # 0, 0.05, ..., 1
+GRID_STEP = 0.05
+GRID = tuple(round(i * GRID_STEP, 2) for i in range(21))  # 0, 0.05, ..., 1
 # OpenAI's reasoning_effort levels as fractions of natural thinking; `max` is uncapped.
 LEVELS = {"none": 0.0, "minimal": 0.1, "low": 0.25, "medium": 0.5, "high": 0.75, "xhigh": 0.9}
 

@@ -8,8 +8,8 @@ add those controllers; all of them compose in one request.
 
 LYNX: `thinkctl.lynx` (true or {delta}) turns it on; on a server with a probe, an effort
 (numeric or `reasoning_effort`) maps through the probe's calibrated effort map to a delta
-and a cap instead of the budget table, unless `thinkctl.lynx` is false or an explicit
-thinking budget is given.
+a cap and an exit floor instead of the budget table, unless `thinkctl.lynx` is false or an
+explicit thinking budget is given.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ def _effort_fraction(req: ChatCompletionRequest, config: ServerConfig) -> float 
 
 
 def _lynx_plan(req: ChatCompletionRequest, config: ServerConfig):
-    """(delta or None, cap or _UNSET): LYNX's share of the request's control."""
+    """(delta or None, cap or _UNSET, exit floor): LYNX's share of the request's control."""
     asked = req.thinkctl.lynx if req.thinkctl else None
     if asked is False:
-        return None, _UNSET
+        return None, _UNSET, 0
     probe = config.probe
     if asked is not None and probe is None:
         raise InvalidRequest(
@@ -52,17 +52,22 @@ def _lynx_plan(req: ChatCompletionRequest, config: ServerConfig):
             "thinkctl.lynx",
         )
     if probe is None:
-        return None, _UNSET
-    delta = asked.delta if isinstance(asked, LynxOptions) else None
+        return None, _UNSET, 0
+    opts = asked if isinstance(asked, LynxOptions) else None
+    delta = opts.delta if opts else None
+    floor = opts.min_thinking_tokens if opts else None
     effort = _effort_fraction(req, config)
     if effort is not None and not _explicit_budget(req):
-        effort_delta, cap = probe.for_effort(effort)
+        point = probe.for_effort(effort)
+        effort_delta = point.delta
         if asked is not None:  # asked for LYNX explicitly: never switched off by effort
             effort_delta = effort_delta or probe.default_delta
-        return delta or effort_delta, cap
+        if floor is None:
+            floor = point.min_thinking_tokens
+        return delta or effort_delta, point.max_thinking_tokens, floor
     if asked is not None:
-        return delta or probe.default_delta, _UNSET
-    return None, _UNSET
+        return delta or probe.default_delta, _UNSET, floor or 0
+    return None, _UNSET, 0
 
 
 def max_thinking_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
@@ -96,7 +101,7 @@ def resolve_control(
 ) -> ControlSpec | None:
     """The spec for this request, or None when no controller is asked for."""
     opts = req.thinkctl
-    lynx_delta, lynx_cap = _lynx_plan(req, config)
+    lynx_delta, lynx_cap, lynx_floor = _lynx_plan(req, config)
     max_think = max_thinking_budget(req, config) if lynx_cap is _UNSET else lynx_cap
     min_think = (opts.min_thinking_tokens if opts else None) or 0
     if max_think is not None and min_think > max_think:
@@ -136,7 +141,7 @@ def resolve_control(
             wait=info.encode(wait),
             stop=sorted({end, *info.eos_ids}),
         )
-    lynx = LynxSpec(delta=lynx_delta, close=close) if lynx_delta else None
+    lynx = LynxSpec(delta=lynx_delta, close=close, min_thinking=lynx_floor) if lynx_delta else None
     return ControlSpec(
         think=(info.delims.start, end), mode=mode, budget=budget, ts=ts, top_h=top_h, lynx=lynx
     )

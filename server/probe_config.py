@@ -1,7 +1,7 @@
 """The LYNX probe as the HTTP side knows it: the default delta and the effort map.
 
 The engine's worker loads the same artifact itself (server/engine/probe_runtime.py);
-this side only turns a request's `thinkctl.lynx` / effort into a delta and a cap.
+this side only turns a request's `thinkctl.lynx` / effort into a delta, a cap and a floor.
 """
 
 from __future__ import annotations
@@ -9,38 +9,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probes.artifact import ProbeArtifact
+from probes.artifact import EffortPoint, ProbeArtifact
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
     path: str
     default_delta: float
-    # (effort, delta or None for no exit, thinking cap or None), increasing in effort
-    points: tuple[tuple[float, float | None, int | None], ...]
+    points: tuple[EffortPoint, ...]  # increasing in effort
     summary: dict[str, Any]
 
     @classmethod
     def from_artifact(cls, path: str, artifact: ProbeArtifact) -> ProbeConfig:
-        points = tuple(
-            (p.effort, p.delta, p.max_thinking_tokens)
-            for p in sorted(artifact.meta.effort, key=lambda p: p.effort)
-        )
+        points = tuple(sorted(artifact.meta.effort, key=lambda p: p.effort))
         return cls(path, artifact.meta.default_delta, points, artifact.summary())
 
-    def for_effort(self, effort: float) -> tuple[float | None, int | None]:
-        """(delta, cap) of the largest calibrated effort not above `effort`."""
-        chosen: tuple[float | None, int | None] = (self.default_delta, None)
-        for e, delta, cap in self.points:
-            if e <= effort + 1e-9:
-                chosen = (delta, cap)
+    def for_effort(self, effort: float) -> EffortPoint:
+        """The calibrated point of the largest effort not above `effort` (delta: None for
+        no exit; max/min_thinking_tokens: the cap and LYNX's exit floor)."""
+        chosen = EffortPoint(effort=0.0, delta=self.default_delta)
+        for point in self.points:
+            if point.effort <= effort + 1e-9:
+                chosen = point
         return chosen
 
     def describe(self) -> dict[str, Any]:
         """What /v1/models shows."""
-        return {
-            **self.summary,
-            "effort": [
-                {"effort": e, "delta": d, "max_thinking_tokens": c} for e, d, c in self.points
-            ],  # fmt: skip
-        }
+        return {**self.summary, "effort": [p.model_dump() for p in self.points]}

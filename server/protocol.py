@@ -79,6 +79,11 @@ class LynxOptions(BaseModel):
         description="Risk level: at most this share of cue events where exiting would be "
         "wrong exit (split conformal, per event). Default: the probe's.",
     )  # fmt: skip
+    min_thinking_tokens: int | None = Field(
+        default=None, ge=0, le=1_000_000,
+        description="No exit before thinking holds this many tokens (the cue included). "
+        "Default: the effort's calibrated floor, else 0.",
+    )  # fmt: skip
 
 
 class ThinkctlOptions(BaseModel):

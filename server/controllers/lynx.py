@@ -6,7 +6,9 @@ cue's features (p = P(a forced exit here answers right)); the conformal threshol
 the request's delta decide: exit when the prediction set is {1} (probes/conformal.py).
 The exit forces the end-of-thinking token and the answer inducer, as budget forcing
 does. Every scored cue is reported (reason "probe"), so the trace shows the cue index
-and score of each decision and the step of the exit.
+and score of each decision and the step of the exit. Cues before a floor of
+`min_thinking` tokens (high efforts, to think longer than the safest delta alone) are
+not scored.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ class LynxParams:
     delta: float
     q0: float  # conformal thresholds at `delta`
     q1: float
+    min_thinking: int = 0  # cues before thinking holds this many tokens are not scored
 
     def __post_init__(self) -> None:
         if not self.close:
             raise ValueError("an exit needs the closing token ids")
         if not 0 < self.delta < 1:
             raise ValueError("delta must lie in (0, 1)")
+        if self.min_thinking < 0:
+            raise ValueError("min_thinking must be >= 0")
 
     def exits(self, p: float) -> bool:
         """Prediction set {1}: class 1 plausible, class 0 excluded."""
@@ -59,6 +64,8 @@ class LynxController:
             return LEAVE
         at = view.n_output - 1
         cue_index = self._cues_seen.setdefault(at, len(self._cues_seen))
+        if view.thinking_tokens < p.min_thinking:  # the cue counted, the probe not run
+            return LEAVE
         t0 = time.perf_counter()
         score = float(self.scorer(view.hidden()))
         detail = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", p.delta),

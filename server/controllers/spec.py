@@ -76,6 +76,7 @@ class LynxSpec(BaseModel):
 
     delta: float = Field(gt=0, lt=1)
     close: list[int] = Field(min_length=1)  # end of thinking, then the answer inducer
+    min_thinking: int = Field(default=0, ge=0)  # no exit before this much thinking
 
 
 class LynxRuntime(Protocol):
@@ -121,7 +122,10 @@ class ControlSpec(BaseModel):
             if lynx is None:
                 raise ValueError("LYNX was asked for, but no probe is loaded in the engine")
             q0, q1 = lynx.thresholds(self.lynx.delta)
-            params = LynxParams(lynx.cue_ids, tuple(self.lynx.close), self.lynx.delta, q0, q1)
+            params = LynxParams(
+                lynx.cue_ids, tuple(self.lynx.close), self.lynx.delta, q0, q1,
+                self.lynx.min_thinking,
+            )  # fmt: skip
             controllers.append(LynxController(params, lynx.scorer()))
         if self.ts is not None:
             ts = TSParams(self.think[1], self.ts.strength, self.ts.form)

@@ -1,5 +1,7 @@
 """The LYNX controller with hand-made features and a stub scorer."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -16,9 +18,9 @@ def scorer(features: torch.Tensor) -> float:
     return float(features[0])  # the "probe" reads the first feature
 
 
-def run(outputs, feats_at, score):
+def run(outputs, feats_at, score, params=PARAMS):
     """Step a stack over `outputs`, offering features only at positions in `feats_at`."""
-    stack = ControlStack([LynxController(PARAMS, scorer)], DELIMS, prompt_ids=[START])
+    stack = ControlStack([LynxController(params, scorer)], DELIMS, prompt_ids=[START])
     actions = []
     for n in range(len(outputs) + 1):
         hidden = (lambda: torch.tensor([score])) if n in feats_at else None
@@ -57,8 +59,22 @@ def test_cues_after_thinking_are_ignored():
     assert not stack.events
 
 
+def test_a_floor_holds_exits_until_thinking_holds_that_many_tokens():
+    # Thinking holds 2 tokens at the first cue (held back, not scored), 4 at the second.
+    floored = replace(PARAMS, min_thinking=3)
+    stack, actions = run([7, CUE, 7, CUE], feats_at={2, 4}, score=0.9, params=floored)
+    assert actions[2].is_empty and actions[4].force == (END,)
+    (event,) = stack.events
+    assert event.at == 4 and dict(event.detail)["cue_index"] == 1
+    # The floor counts the cue itself: at exactly 2 tokens the first cue exits.
+    stack, actions = run([7, CUE], feats_at={2}, score=0.9, params=replace(PARAMS, min_thinking=2))
+    assert actions[2].force == (END,)
+
+
 def test_params_check_delta_and_close():
     with pytest.raises(ValueError):
         LynxParams(frozenset({CUE}), (), 0.1, 0.5, 0.5)
     with pytest.raises(ValueError):
         LynxParams(frozenset({CUE}), (END,), 1.5, 0.5, 0.5)
+    with pytest.raises(ValueError):
+        LynxParams(frozenset({CUE}), (END,), 0.1, 0.5, 0.5, min_thinking=-1)

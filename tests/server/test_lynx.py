@@ -86,13 +86,19 @@ def test_a_delta_below_the_calibration_floor_never_exits(lclient):
 def test_effort_maps_through_the_probe(lclient, lynx_server):
     art = ProbeArtifact.load(PROBE)
     point = art.delta_for_effort(0.75)  # reasoning_effort "high"
+    assert point.min_thinking_tokens > 0  # the shipped map lengthens high efforts by a floor
+    hardest = problems(7)[6]  # difficulty 7: re-checks run past the floor
     before = lynx_server.metric("thinkctl_probe_evaluations_total")
-    c = ask(lclient, problems(1)[0].prompt(), reasoning_effort="high", seed=1)
+    c = ask(lclient, hardest.prompt(), reasoning_effort="high", seed=1)
     trace = c.model_extra["thinkctl"]
     assert "lynx" in trace["controllers"]
-    assert {e["delta"] for e in trace["events"] if e["controller"] == "lynx"} == {point.delta}
+    scored = [e for e in trace["events"] if e["controller"] == "lynx"]
+    assert {e["delta"] for e in scored} == {point.delta}
+    # Thinking opens in the prompt, so a cue's step is the thinking length it closes.
+    assert all(e["at"] >= point.min_thinking_tokens for e in scored)
+    assert scored[0]["cue_index"] >= 1  # the first pass's cue came before the floor
     assert lynx_server.metric("thinkctl_probe_evaluations_total") > before
-    off = ask(lclient, problems(1)[0].prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
+    off = ask(lclient, hardest.prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
     assert "lynx" not in off.model_extra["thinkctl"]["controllers"]
 
 

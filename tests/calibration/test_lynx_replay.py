@@ -1,0 +1,86 @@
+"""Offline LYNX replay, exit floors and the effort map, on hand-made traces."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from calibration import lynx
+from calibration.traces import Events, Traces
+from probes.conformal import Calibration
+
+
+def make_traces(cues: list[list[tuple[int, int]]], lengths: list[int]) -> Traces:
+    """cues[t]: (position, label) of trace t's cue events; lengths: natural thinking."""
+    rows = [(t, pos, lab) for t, evs in enumerate(cues) for pos, lab in evs]
+    trace, position, label = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    events = Events(trace, position, label, np.zeros((len(rows), 1), np.float32))
+    n = len(lengths)
+    return Traces(np.arange(n), np.array(lengths), np.ones(n, int), np.ones(n, bool), events)
+
+
+TR = make_traces([[(9, 1), (19, 1), (29, 1)], [(4, 0), (14, 1)]], [40, 30])
+ALL = np.arange(2)
+
+
+def test_replay_exits_at_the_first_exiting_cue_at_or_above_the_floor():
+    exits = np.ones(5, bool)
+    assert lynx.replay(TR, ALL, exits).mean_thinking_tokens == (10 + 5) / 2
+    # trace 0 exits at its cue with 10 tokens (cue included); trace 1's cue at 5 is held
+    floored = lynx.replay(TR, ALL, exits, floor=10)
+    assert floored.mean_thinking_tokens == (10 + 15) / 2 and floored.accuracy == 1.0
+    assert lynx.replay(TR, ALL, exits, floor=31).mean_thinking_tokens == (40 + 30) / 2
+
+
+def test_floor_for_is_the_smallest_floor_reaching_the_target():
+    exits = np.ones(5, bool)
+    assert lynx.floor_for(TR, ALL, exits, target=12.5) == 6  # (10 + 15) / 2 >= 12.5
+    assert lynx.floor_for(TR, ALL, exits, target=7.5) == 0
+    assert lynx.floor_for(TR, ALL, exits, target=35) == 31  # no exit left: natural
+
+
+# Per trace: distinct cue positions with "exits here" flags, and the natural end after them.
+trace_specs = st.lists(
+    st.tuples(
+        st.dictionaries(st.integers(0, 99), st.booleans(), min_size=1, max_size=6),
+        st.integers(1, 30),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(trace_specs, st.integers(0, 130))
+def test_a_higher_floor_never_thinks_less(spec, floor):
+    cues = [sorted(evs.items()) for evs, _ in spec]
+    lengths = [max(evs) + 1 + extra for evs, extra in spec]
+    tr = make_traces([[(pos, 1) for pos, _ in c] for c in cues], lengths)
+    exits = np.array([flag for c in cues for _, flag in c])
+    ids = np.arange(len(lengths))
+    lo = lynx.replay(tr, ids, exits, floor).mean_thinking_tokens
+    assert lynx.replay(tr, ids, exits, floor + 1).mean_thinking_tokens >= lo
+
+
+def test_high_efforts_get_a_floor_and_think_longer():
+    rng = np.random.default_rng(0)
+    n = 400
+    # Every trace: cues at 19, 39, 59 (a pass of 20 tokens each), natural end at 80;
+    # ~120 first cues are wrong exits, enough class-0 events for delta = 0.01.
+    cues = [[(19, int(rng.random() < 0.7)), (39, 1), (59, 1)] for _ in range(n)]
+    tr = make_traces(cues, [80] * n)
+    y = (tr.events.label == 1).astype(int)
+    p = np.clip(0.5 * y + rng.uniform(0, 0.5, len(y)), 0, 1)  # class 1 scores above 0.5
+    cal = Calibration.from_probs(p, y)
+    ids = np.arange(n)
+    points = lynx.effort_points(cal, tr, ids, p, [0.01, 0.1], [0.0, 0.3, 0.5, 0.8, 1.0])
+    by_e = {pt["effort"]: pt for pt in points}
+    assert by_e[0.0]["max_thinking_tokens"] == 0 and by_e[1.0]["delta"] is None
+    safest = lynx.replay(tr, ids, cal.thresholds(0.01).exits_many(p)).mean_thinking_tokens
+    assert safest < 0.5 * 80  # so 0.8 needs a floor to think longer
+    high = by_e[0.8]
+    assert high["delta"] == 0.01 and high["min_thinking_tokens"] > 0
+    exits = cal.thresholds(0.01).exits_many(p)
+    floor = high["min_thinking_tokens"]
+    got = lynx.replay(tr, ids, exits, floor).mean_thinking_tokens
+    one_less = lynx.replay(tr, ids, exits, floor - 1).mean_thinking_tokens
+    assert got >= 0.8 * 80 > one_less  # the smallest floor that thinks 0.8 x natural
+    assert by_e[0.3]["min_thinking_tokens"] == 0  # within a grid step: no floor
