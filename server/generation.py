@@ -192,11 +192,11 @@ def _forced_count(event: ControlEvent, n_out: int) -> int:
 
 def _event_out(e: ControlEvent, forced: int) -> ControlEventOut:
     detail = dict(e.detail)
-    cue = detail.get("cue_index")
+    cue, floor = detail.get("cue_index"), detail.get("min_thinking")
     return ControlEventOut(
         controller=e.controller, reason=e.reason, at=e.at, forced_tokens=forced,
         cue_index=None if cue is None else int(cue), score=detail.get("score"),
-        delta=detail.get("delta"),
+        delta=detail.get("delta"), min_thinking=None if floor is None else int(floor),
     )  # fmt: skip
 
 

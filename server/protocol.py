@@ -178,10 +178,12 @@ class ControlEventOut(BaseModel):
     reason: str
     at: int = Field(description="Output position where the forced tokens start.")
     forced_tokens: int
-    # LYNX decisions: which cue (0-based, in this choice), the probe's score, the delta.
+    # LYNX decisions: which cue (0-based, in this choice), the probe's score, the delta,
+    # and the exit floor that held back earlier cues (when one was set).
     cue_index: int | None = None
     score: float | None = None
     delta: float | None = None
+    min_thinking: int | None = None
 
 
 class ControlTrace(BaseModel):

@@ -70,6 +70,8 @@ class LynxController:
         score = float(self.scorer(view.hidden()))
         detail = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", p.delta),
                   ("latency_s", time.perf_counter() - t0))  # fmt: skip
+        if p.min_thinking:
+            detail += (("min_thinking", p.min_thinking),)
         if p.exits(score):
             return Action(force=p.close, reason="lynx", detail=detail)
         return Action(reason="probe", detail=detail, note=True)

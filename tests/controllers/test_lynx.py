@@ -66,6 +66,7 @@ def test_a_floor_holds_exits_until_thinking_holds_that_many_tokens():
     assert actions[2].is_empty and actions[4].force == (END,)
     (event,) = stack.events
     assert event.at == 4 and dict(event.detail)["cue_index"] == 1
+    assert dict(event.detail)["min_thinking"] == 3  # the trace says why earlier cues were not
     # The floor counts the cue itself: at exactly 2 tokens the first cue exits.
     stack, actions = run([7, CUE], feats_at={2}, score=0.9, params=replace(PARAMS, min_thinking=2))
     assert actions[2].force == (END,)

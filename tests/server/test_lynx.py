@@ -96,6 +96,7 @@ def test_effort_maps_through_the_probe(lclient, lynx_server):
     assert {e["delta"] for e in scored} == {point.delta}
     # Thinking opens in the prompt, so a cue's step is the thinking length it closes.
     assert all(e["at"] >= point.min_thinking_tokens for e in scored)
+    assert {e["min_thinking"] for e in scored} == {point.min_thinking_tokens}
     assert scored[0]["cue_index"] >= 1  # the first pass's cue came before the floor
     assert lynx_server.metric("thinkctl_probe_evaluations_total") > before
     off = ask(lclient, hardest.prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
