@@ -136,17 +136,16 @@ def effort_points(
     """Effort e -> (delta, cap, floor) so that e spends about e x the natural thinking length.
 
     Per e: the smallest delta (the safest) whose replayed mean thinking is within e of
-    natural. When even the safest delta thinks less than e - GRID_STEP of natural (high
-    efforts), it keeps that delta and adds the smallest floor (no exit before that many
-    thinking tokens) that brings the mean up to e x natural, so that a higher effort
-    really thinks longer. When no delta on the grid gets down to e, the largest delta
-    plus the budget cap that brings the rest down (the effort table's rule on the
-    LYNX-shortened lengths). e = 0 means no thinking; e = 1 means no LYNX exit.
+    natural. When that delta thinks less than e - GRID_STEP of natural (high efforts), it
+    is kept and the smallest floor (no exit before that many thinking tokens) that brings
+    the mean up to e x natural is added, so that a higher effort really thinks longer.
+    When no delta on the grid gets down to e, the largest delta plus the budget cap that
+    brings the rest down (the effort table's rule on the LYNX-shortened lengths). e = 0
+    means no thinking; e = 1 means no LYNX exit.
     """
     natural = float(traces.thinking_tokens[trace_ids].mean())
     exits = {d: cal.thresholds(d).exits_many(p_all) for d in deltas}
     means = {d: replay(traces, trace_ids, exits[d]).mean_thinking_tokens for d in deltas}
-    safest = min(deltas)
     points = []
     for e in grid:
         point = {"effort": e, "delta": None, "max_thinking_tokens": None,
@@ -156,11 +155,10 @@ def effort_points(
         elif e < 1:
             ok = [d for d in sorted(deltas) if means[d] <= e * natural + 1e-9]
             if ok:
-                point["delta"] = ok[0]
-                if means[safest] < (e - GRID_STEP) * natural:
-                    point["min_thinking_tokens"] = floor_for(
-                        traces, trace_ids, exits[safest], e * natural
-                    )
+                d = point["delta"] = ok[0]
+                if means[d] < (e - GRID_STEP) * natural:
+                    point["min_thinking_tokens"] = floor_for(traces, trace_ids, exits[d],
+                                                             e * natural)  # fmt: skip
             else:
                 d = max(deltas)
                 lengths = _lynx_lengths(traces, trace_ids, exits[d])

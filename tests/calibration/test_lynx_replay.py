@@ -60,17 +60,21 @@ def test_a_higher_floor_never_thinks_less(spec, floor):
     assert lynx.replay(tr, ids, exits, floor + 1).mean_thinking_tokens >= lo
 
 
-def test_high_efforts_get_a_floor_and_think_longer():
+def synthetic_set(n: int = 400):
+    """Every trace: cues at 19, 39, 59 (a pass of 20 tokens each), natural end at 80;
+    ~120 first cues are wrong exits, enough class-0 events for delta = 0.01."""
     rng = np.random.default_rng(0)
-    n = 400
-    # Every trace: cues at 19, 39, 59 (a pass of 20 tokens each), natural end at 80;
-    # ~120 first cues are wrong exits, enough class-0 events for delta = 0.01.
     cues = [[(19, int(rng.random() < 0.7)), (39, 1), (59, 1)] for _ in range(n)]
     tr = make_traces(cues, [80] * n)
     y = (tr.events.label == 1).astype(int)
     p = np.clip(0.5 * y + rng.uniform(0, 0.5, len(y)), 0, 1)  # class 1 scores above 0.5
+    return tr, p, y
+
+
+def test_high_efforts_get_a_floor_and_think_longer():
+    tr, p, y = synthetic_set()
     cal = Calibration.from_probs(p, y)
-    ids = np.arange(n)
+    ids = np.arange(len(tr.question))
     points = lynx.effort_points(cal, tr, ids, p, [0.01, 0.1], [0.0, 0.3, 0.5, 0.8, 1.0])
     by_e = {pt["effort"]: pt for pt in points}
     assert by_e[0.0]["max_thinking_tokens"] == 0 and by_e[1.0]["delta"] is None
@@ -84,3 +88,15 @@ def test_high_efforts_get_a_floor_and_think_longer():
     one_less = lynx.replay(tr, ids, exits, floor - 1).mean_thinking_tokens
     assert got >= 0.8 * 80 > one_less  # the smallest floor that thinks 0.8 x natural
     assert by_e[0.3]["min_thinking_tokens"] == 0  # within a grid step: no floor
+
+
+def test_the_floor_goes_on_the_delta_chosen_when_the_safest_never_exits():
+    tr, p, y = synthetic_set()
+    cal = Calibration.from_probs(p, y)
+    ids = np.arange(len(tr.question))
+    never = 1 / (2 * (cal.n0 + 1))  # below 1/(n0 + 1): no class-0 score can be excluded
+    (point,) = lynx.effort_points(cal, tr, ids, p, [never, 0.1], [0.8])
+    assert point["delta"] == 0.1 and point["min_thinking_tokens"] > 0
+    exits = cal.thresholds(0.1).exits_many(p)
+    got = lynx.replay(tr, ids, exits, point["min_thinking_tokens"]).mean_thinking_tokens
+    assert got >= 0.8 * 80
