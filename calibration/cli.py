@@ -178,6 +178,7 @@ def fit_and_report(
             "event_bound": d + 1 / (cal.n0 + 1),
             "premature_exit_rate_event_resplit_mean": resplit[d][0],
             "premature_exit_rate_event_resplit_sd": resplit[d][1],
+            "resplits_within_bound": resplit[d][2],
             "premature_exit_rate_trajectory": r.premature_exit_rate_trajectory,
             "accuracy": r.accuracy, "mean_thinking_tokens": r.mean_thinking_tokens,
             "exit_rate": r.exit_rate, "savings": saved,

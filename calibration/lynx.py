@@ -221,23 +221,28 @@ def resplit_event_rates(
     deltas: list[float],
     n_splits: int = 200,
     seed: int = 0,
-) -> dict[float, tuple[float, float]]:
+) -> dict[float, tuple[float, float, float]]:
     """Class-0 exit rate over many random cal/test re-splits of the same questions.
 
     The guarantee bounds the *expected* rate; one held-out split scatters around it
     (events of one question are correlated, so the scatter is wide). Averaging over
-    re-splits (same cal/test proportions, by question) estimates the expectation.
-    Returns delta -> (mean, standard deviation).
+    re-splits (same cal/test proportions, by question) estimates the expectation, and
+    the share of re-splits within delta + 1/(n0 + 1) says how often one split passes.
+    Returns delta -> (mean, standard deviation, share within the bound).
     """
     rng = np.random.default_rng(seed)
     qs = np.unique(question[pool])
     n_cal = int(len(qs) * SPLITS["cal"] / (SPLITS["cal"] + SPLITS["test"]))
     rates: dict[float, list[float]] = {d: [] for d in deltas}
+    within: dict[float, list[bool]] = {d: [] for d in deltas}
     for _ in range(n_splits):
         cal_q = rng.permutation(qs)[:n_cal]
         in_cal = np.isin(question, cal_q)
         cal = Calibration.from_probs(p[pool & in_cal], y[pool & in_cal])
         neg = pool & ~in_cal & (y == 0)
         for d in deltas:
-            rates[d].append(float(cal.thresholds(d).exits_many(p[neg]).mean()))
-    return {d: (float(np.mean(r)), float(np.std(r))) for d, r in rates.items()}
+            rate = float(cal.thresholds(d).exits_many(p[neg]).mean())
+            rates[d].append(rate)
+            within[d].append(rate <= d + 1 / (cal.n0 + 1))
+    return {d: (float(np.mean(r)), float(np.std(r)), float(np.mean(within[d])))
+            for d, r in rates.items()}  # fmt: skip

@@ -12,7 +12,7 @@ from probes.features import model_facts
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 KEYS = {"delta", "n_cal_class0", "premature_exit_rate_event", "premature_exit_rate_trajectory",
-        "accuracy", "mean_thinking_tokens", "auc"}  # fmt: skip
+        "resplits_within_bound", "accuracy", "mean_thinking_tokens", "auc"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

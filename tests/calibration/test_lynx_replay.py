@@ -100,3 +100,19 @@ def test_the_floor_goes_on_the_delta_chosen_when_the_safest_never_exits():
     exits = cal.thresholds(0.1).exits_many(p)
     got = lynx.replay(tr, ids, exits, point["min_thinking_tokens"]).mean_thinking_tokens
     assert got >= 0.8 * 80
+
+
+def test_resplits_report_mean_spread_and_how_often_one_split_passes():
+    rng = np.random.default_rng(1)
+    n = 3000
+    question = np.arange(n) // 3
+    y = (rng.random(n) < 0.85).astype(int)
+    pool = np.ones(n, bool)
+    separable = np.where(y == 1, 0.9, 0.1) + rng.uniform(-0.05, 0.05, n)
+    (mean, sd, share), = lynx.resplit_event_rates(separable, y, question, pool, [0.1],
+                                                  n_splits=20).values()  # fmt: skip
+    assert mean == 0 and sd == 0 and share == 1  # class 0 never scores above class 1
+    noise = rng.random(n)  # scores say nothing: class 0 exits at about delta
+    (mean, sd, share), = lynx.resplit_event_rates(noise, y, question, pool, [0.1],
+                                                  n_splits=50).values()  # fmt: skip
+    assert 0.05 < mean < 0.15 and sd > 0 and 0 < share < 1
