@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,12 @@ class EffortPoint(BaseModel):
     # No LYNX exit before thinking holds this many tokens (high efforts: think longer
     # than the safest delta alone would). Files without it read as 0.
     min_thinking_tokens: int = Field(default=0, ge=0)
+
+
+def point_for_effort(points: Sequence[EffortPoint], effort: float) -> EffortPoint | None:
+    """The point of the largest calibrated effort not above `effort` (None: none is)."""
+    below = [p for p in points if p.effort <= effort + 1e-9]
+    return max(below, key=lambda p: p.effort) if below else None
 
 
 class ProbeMeta(BaseModel):
@@ -129,12 +136,7 @@ class ProbeArtifact:
 
     def delta_for_effort(self, effort: float) -> EffortPoint | None:
         """The calibrated point of the largest effort <= `effort` (None without a table)."""
-        points = sorted(self.meta.effort, key=lambda p: p.effort)
-        chosen = None
-        for p in points:
-            if p.effort <= effort + 1e-9:
-                chosen = p
-        return chosen
+        return point_for_effort(self.meta.effort, effort)
 
     def summary(self) -> dict[str, Any]:
         return {

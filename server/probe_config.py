@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probes.artifact import EffortPoint, ProbeArtifact
+from probes.artifact import EffortPoint, ProbeArtifact, point_for_effort
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,8 @@ class ProbeConfig:
     def for_effort(self, effort: float) -> EffortPoint:
         """The calibrated point of the largest effort not above `effort` (delta: None for
         no exit; max/min_thinking_tokens: the cap and LYNX's exit floor)."""
-        chosen = EffortPoint(effort=0.0, delta=self.default_delta)
-        for point in self.points:
-            if point.effort <= effort + 1e-9:
-                chosen = point
-        return chosen
+        point = point_for_effort(self.points, effort)
+        return point or EffortPoint(effort=0.0, delta=self.default_delta)
 
     def describe(self) -> dict[str, Any]:
         """What /v1/models shows."""
