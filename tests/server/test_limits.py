@@ -1,6 +1,5 @@
 """Admission limits, caps and the per-request timeout, on a server started with tight ones."""
 
-import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -54,21 +53,3 @@ def test_a_stream_that_times_out_ends_with_an_error_event(limited):
         lines = [x for x in r.iter_lines() if x.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     assert '"request_timeout"' in lines[-2]
-
-
-async def test_overflow_is_refused_at_once_with_retry_after(limited):
-    async with httpx.AsyncClient(base_url=limited.base_url, timeout=60) as http:
-        rs = await asyncio.gather(
-            *(http.post("/v1/chat/completions", json=LONG) for _ in range(16))
-        )
-    codes = [r.status_code for r in rs]
-    # 2 run and 1 waits; the rest are refused on arrival, and the admitted ones time out
-    # (504). How many arrive while slots are held depends on the machine's load, so this
-    # asks for refusals, not their exact number (tests/server/test_admission.py does).
-    assert codes.count(429) >= 1, codes
-    assert set(codes) <= {200, 429, 504}, codes
-    refused = next(r for r in rs if r.status_code == 429)
-    assert refused.headers["retry-after"] == "1"
-    assert refused.json()["error"]["type"] == "rate_limit_error"
-    # Capacity comes back: a short request goes through afterwards.
-    assert post(limited, {**LONG, "max_tokens": 4, "n": 1}).status_code == 200
