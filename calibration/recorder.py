@@ -24,7 +24,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
-from probes.confidence import SampledConfidence, probe_input
+from probes.confidence import ConfidenceFeed, SampledConfidence, probe_input
 
 # extra_args: {"key": str, "cues": [ids], "end": id, "confidence": bool}
 RECORD_KEY = "thinkctl_record"
@@ -50,6 +50,7 @@ class _Row:
 class CueRecorder(LogitsProcessor):
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
         self._rows: dict[int, _Row] = {}
+        self._confidence = ConfidenceFeed()
 
     def is_argmax_invariant(self) -> bool:
         return False  # must run for greedy batches too; it never changes the logits
@@ -68,14 +69,17 @@ class CueRecorder(LogitsProcessor):
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         cap = capture.current()
+        self._confidence.step(
+            ((i, r.output_ids, r.confidence) for i, r in self._rows.items()
+             if r.confidence is not None and not r.closed),
+            logits,
+        )  # fmt: skip
         for index, row in self._rows.items():
             n = len(row.output_ids)
             fresh = n == row.seen + 1 and n > 0
             row.seen = n
             if row.closed:
                 continue
-            if row.confidence is not None:
-                row.confidence.observe(row.output_ids, logits[index])
             if not fresh:
                 continue
             last = row.output_ids[n - 1]

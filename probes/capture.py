@@ -40,6 +40,9 @@ class StepCapture:
         self.layers = tuple(layers)
         self._runner = runner
         self._parts: list[torch.Tensor | None] = [None] * len(self.layers)
+        # Blocks run in order, so the lowest chosen one finds this step's rows for the rest.
+        self._first = self.layers.index(min(self.layers))
+        self._step_rows: torch.Tensor | None = None
         self._handles = []
         blocks = decoder_layers(runner.get_model())
         for k in self.layers:
@@ -57,7 +60,9 @@ class StepCapture:
     def _hook(self, slot: int):
         def hook(module, args, output) -> None:
             hidden, residual = output if isinstance(output, tuple) else (output, None)
-            rows = self._rows().to(hidden.device)
+            if slot == self._first or self._step_rows is None:
+                self._step_rows = self._rows().to(hidden.device)
+            rows = self._step_rows
             part = hidden[rows] if residual is None else hidden[rows] + residual[rows]
             # The next block updates `residual` in place: keep a copy of these rows only.
             self._parts[slot] = part.float()

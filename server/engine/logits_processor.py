@@ -9,7 +9,7 @@ its requests:
   placeholder) and writes the stack's action (force, ban, shift) into that row. For a
   LYNX request it also assembles the probe's features at each cue: the captured hidden
   state, plus the sampled-token confidence (probes/confidence.py, fed every step with
-  the row as it arrives, before any action) when the probe reads it.
+  the batch's logits as they arrive, before any action) when the probe reads it.
 - `ThinkctlTopHProcessor` (argmax-invariant: runs after temperature, skipped for greedy
   batches) truncates rows with top-H in the phases the request asked for.
 
@@ -31,7 +31,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
-from probes.confidence import SampledConfidence, probe_input
+from probes.confidence import ConfidenceFeed, SampledConfidence, probe_input
 from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
 from server.controllers.stack import ControlStack, apply_action
@@ -74,6 +74,7 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         self._parked: OrderedDict[str, _Row] = OrderedDict()
         self._sender = EventSender.from_env()
         self._probe = probe_runtime.from_env()
+        self._confidence = ConfidenceFeed()
 
     def is_argmax_invariant(self) -> bool:
         # Forcing and banning change which token wins, so this must also run for
@@ -109,11 +110,18 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         cap = capture.current()
+        # Before any action changes the logits: the confidence input reads them as they came.
+        self._confidence.step(
+            (
+                (i, r.output_ids, r.confidence)
+                for i, r in self._rows.items()
+                if r.confidence is not None
+            ),
+            logits,
+        )
         for index, row in self._rows.items():
             n = len(row.output_ids)
             hidden = None
-            if row.confidence is not None:
-                row.confidence.observe(row.output_ids, logits[index])
             if cap is not None and n == row.seen + 1 and n > 0:
                 hidden = functools.partial(_features, cap, index, row.confidence)
             row.seen = n

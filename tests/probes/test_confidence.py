@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.confidence import FLOOR, SampledConfidence, probe_input
+from probes.confidence import FLOOR, ConfidenceFeed, SampledConfidence, probe_input
 
 CUE, VOCAB = 3, 5
 
@@ -20,7 +20,21 @@ def row(p_token: dict[int, float]) -> torch.Tensor:
     return torch.tensor([math.log(p) + 7.0 for p in probs])  # softmax ignores the shift
 
 
-def decode(tracker: SampledConfidence, steps, out: list[int] | None = None) -> list[int]:
+class One:
+    """A single request fed alone: each `observe` is one step of a batch of one row."""
+
+    def __init__(self) -> None:
+        self.feed = ConfidenceFeed()
+        self.tracker = SampledConfidence(frozenset({CUE}))
+
+    def observe(self, out: list[int], logits: torch.Tensor) -> None:
+        self.feed.step([(0, out, self.tracker)], logits.unsqueeze(0))
+
+    def value(self) -> torch.Tensor:
+        return self.tracker.value()
+
+
+def decode(tracker: One, steps, out: list[int] | None = None) -> list[int]:
     """Run decode steps: each step the tracker sees the output so far and that step's
     logits, then the listed token is appended; a last step processes the last token."""
     out = list(out or [])
@@ -32,7 +46,7 @@ def decode(tracker: SampledConfidence, steps, out: list[int] | None = None) -> l
 
 
 def test_a_cue_reports_the_least_likely_token_since_the_previous_cue_without_itself():
-    t = SampledConfidence(frozenset({CUE}))
+    t = One()
     out = decode(t, [(0, row({0: 0.9})), (1, row({1: 0.2})), (2, row({2: 0.6})),
                      (CUE, row({CUE: 0.01}))])  # fmt: skip
     assert t.value().item() == pytest.approx(math.log(0.2), abs=1e-5)
@@ -42,13 +56,13 @@ def test_a_cue_reports_the_least_likely_token_since_the_previous_cue_without_its
 
 
 def test_before_any_cue_the_value_is_certain():
-    t = SampledConfidence(frozenset({CUE}))
+    t = One()
     decode(t, [(0, row({0: 0.1})), (1, row({1: 0.1}))])
     assert t.value().item() == 0.0
 
 
 def test_a_repeated_call_for_the_same_step_counts_its_token_once_and_keeps_the_last_row():
-    t = SampledConfidence(frozenset({CUE}))
+    t = One()
     out: list[int] = []
     t.observe(out, row({0: 0.01}))  # a discarded chunked-prefill sample
     t.observe(out, row({0: 0.8}))  # the row the token was really drawn from
@@ -61,7 +75,7 @@ def test_a_repeated_call_for_the_same_step_counts_its_token_once_and_keeps_the_l
 
 
 def test_a_gap_in_the_steps_skips_the_tokens_it_cannot_score():
-    t = SampledConfidence(frozenset({CUE}))
+    t = One()
     t.observe([], row({0: 0.01}))
     t.observe([0, 1], row({CUE: 0.9}))  # preempted: two tokens appeared, none is scored
     t.observe([0, 1, CUE], row({}))
@@ -69,7 +83,7 @@ def test_a_gap_in_the_steps_skips_the_tokens_it_cannot_score():
 
 
 def test_forced_tokens_are_floored():
-    t = SampledConfidence(frozenset({CUE}))
+    t = One()
     logits = torch.zeros(VOCAB)
     logits[1] = float("-inf")
     decode(t, [(1, logits), (CUE, row({}))])
@@ -80,7 +94,7 @@ def test_forced_tokens_are_floored():
 @given(st.lists(st.tuples(st.integers(0, VOCAB - 1), st.integers(0, 10**6)), min_size=1,
                 max_size=30))  # fmt: skip
 def test_the_value_is_the_minimum_log_probability_of_the_last_segment(draws):
-    t = SampledConfidence(frozenset({CUE}))
+    t = One()
     out: list[int] = []
     want, segment = 0.0, []
     for token, seed in draws:
@@ -98,8 +112,43 @@ def test_the_value_is_the_minimum_log_probability_of_the_last_segment(draws):
 def test_the_probe_input_appends_the_value_only_for_a_probe_that_reads_it():
     hidden = torch.arange(4.0)
     assert torch.equal(probe_input(hidden, None), hidden)
-    t = SampledConfidence(frozenset({CUE}))
+    t = One()
     decode(t, [(0, row({0: 0.5})), (CUE, row({}))])
-    got = probe_input(hidden, t)
+    got = probe_input(hidden, t.tracker)
     assert got.shape == (5,) and torch.equal(got[:4], hidden)
     assert got[4].item() == pytest.approx(math.log(0.5), abs=1e-5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 4), st.randoms(use_true_random=False))
+def test_a_batch_feeds_each_request_as_if_it_were_alone(n_requests, rnd):
+    """Requests in one batch, moving between rows and sometimes missing a step, get the
+    values each would get fed alone through the same steps."""
+    batch, alone = ConfidenceFeed(), [One() for _ in range(n_requests)]
+    trackers = [SampledConfidence(frozenset({CUE})) for _ in range(n_requests)]
+    outs: list[list[int]] = [[] for _ in range(n_requests)]
+    for _ in range(25):
+        present = [r for r in range(n_requests) if rnd.random() < 0.8]
+        rnd.shuffle(present)  # batch rows move
+        logits = torch.randn(len(present), VOCAB, generator=torch.Generator().manual_seed(
+            rnd.randrange(10**6)))  # fmt: skip
+        batch.step([(i, outs[r], trackers[r]) for i, r in enumerate(present)], logits)
+        for r in range(n_requests):  # the same step, one request at a time
+            if r in present:
+                alone[r].observe(outs[r], logits[present.index(r)])
+            else:
+                alone[r].feed.step([], torch.empty(0, VOCAB))
+        for r in present:
+            outs[r].append(rnd.choice([0, 1, 2, CUE]))
+    for r in range(n_requests):
+        assert torch.allclose(trackers[r].value(), alone[r].value())
+
+
+def test_a_request_that_missed_a_step_skips_the_token_drawn_before_it():
+    t = One()
+    t.observe([], row({0: 0.01}))
+    t.feed.step([], torch.empty(0, VOCAB))  # preempted for a step: not in the batch
+    t.observe([0], row({1: 0.5}))  # token 0 came from a row the feed no longer holds
+    t.observe([0, 1], row({}))
+    t.observe([0, 1, CUE], row({}))
+    assert t.value().item() == pytest.approx(math.log(0.5), abs=1e-5)
