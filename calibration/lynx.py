@@ -92,26 +92,37 @@ def replay(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray, floor: int 
 
     `floor`: exits wait until thinking holds that many tokens, the cue included."""
     ev = traces.events
-    exits = exits & (ev.position + 1 >= floor)
-    order = np.argsort(ev.trace * 1_000_000 + ev.position, kind="stable")
-    first_exit: dict[int, int] = {}
-    for j in order:
-        t = int(ev.trace[j])
-        if exits[j] and t not in first_exit:
-            first_exit[t] = j
-    correct, tokens, early, wrong = [], [], 0, 0
+    first = _first_exits(traces, exits, floor)
+    correct, early, wrong = [], 0, 0
     for t in trace_ids:
-        j = first_exit.get(int(t))
+        j = first.get(int(t))
         if j is None:
             correct.append(bool(traces.correct[t]))
-            tokens.append(int(traces.thinking_tokens[t]))
         else:
             early += 1
             wrong += int(ev.label[j] != 1)
             correct.append(ev.label[j] == 1)
-            tokens.append(int(ev.position[j]) + 1)  # the cue is emitted before the exit
+    tokens = _lengths(traces, trace_ids, first)
     n = max(len(trace_ids), 1)
     return Replay(float(np.mean(correct)), float(np.mean(tokens)), early / n, wrong / n)
+
+
+def _first_exits(traces: Traces, exits: np.ndarray, floor: int = 0) -> dict[int, int]:
+    """Trace -> the event of its first exiting cue at or past `floor` thinking tokens."""
+    ev = traces.events
+    exits = exits & (ev.position + 1 >= floor)
+    first: dict[int, int] = {}
+    for j in np.argsort(ev.trace * 1_000_000 + ev.position, kind="stable"):
+        if exits[j]:
+            first.setdefault(int(ev.trace[j]), int(j))
+    return first
+
+
+def _lengths(traces: Traces, trace_ids: np.ndarray, first: dict[int, int]) -> list[int]:
+    """Thinking tokens per trace: up to its exit's cue (emitted before the exit), or all."""
+    pos = traces.events.position
+    return [int(pos[first[int(t)]]) + 1 if int(t) in first else int(traces.thinking_tokens[t])
+            for t in trace_ids]  # fmt: skip
 
 
 def oracle(traces: Traces, trace_ids: np.ndarray) -> Replay:
@@ -161,7 +172,7 @@ def effort_points(
                                                              e * natural)  # fmt: skip
             else:
                 d = max(deltas)
-                lengths = _lynx_lengths(traces, trace_ids, exits[d])
+                lengths = _lengths(traces, trace_ids, _first_exits(traces, exits[d]))
                 point["delta"] = d
                 point["max_thinking_tokens"] = int(
                     budget_for(lengths, e * natural / max(np.mean(lengths), 1e-9))
@@ -182,7 +193,8 @@ def effort_replay(
         r = replay(traces, trace_ids, exits, point["min_thinking_tokens"])
         tokens, accuracy = r.mean_thinking_tokens, r.accuracy
     else:
-        tokens = float(np.minimum(_lynx_lengths(traces, trace_ids, exits), cap).mean())
+        lengths = _lengths(traces, trace_ids, _first_exits(traces, exits))
+        tokens = float(np.minimum(lengths, cap).mean())
         accuracy = None
     share = tokens / natural if natural else 0.0
     return {"effort": point["effort"], "mean_thinking_tokens": tokens,
@@ -202,15 +214,6 @@ def floor_for(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray, target: 
         else:
             lo = mid + 1
     return lo
-
-
-def _lynx_lengths(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray) -> list[int]:
-    ev = traces.events
-    out = []
-    for t in trace_ids:
-        js = np.where((ev.trace == t) & exits)[0]
-        out.append(int(ev.position[js].min()) + 1 if len(js) else int(traces.thinking_tokens[t]))
-    return out
 
 
 def resplit_event_rates(
