@@ -63,8 +63,13 @@ class StepCapture:
             if slot == self._first or self._step_rows is None:
                 self._step_rows = self._rows().to(hidden.device)
             rows = self._step_rows
-            part = hidden[rows] if residual is None else hidden[rows] + residual[rows]
-            # The next block updates `residual` in place: keep a copy of these rows only.
+            if len(rows) < hidden.shape[0]:  # else a decode-only step: row i is token i
+                hidden = hidden[rows]  # a copy
+                residual = None if residual is None else residual[rows]
+            elif residual is None:
+                hidden = hidden.clone()
+            # A new tensor either way: the next block updates its inputs in place.
+            part = hidden if residual is None else hidden + residual
             self._parts[slot] = part.float()
 
         return hook

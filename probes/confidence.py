@@ -85,10 +85,10 @@ class ConfidenceFeed:
             tracker._seen = (n, self._step, index)
         if scored:
             prev = self._logprobs
-            device = prev.device
-            lp = prev[torch.tensor(positions, device=device), torch.tensor(tokens, device=device)]
-            lp = lp.clamp(min=FLOOR)
-            none = torch.full((), float("inf"), device=device)
+            vocab = prev.shape[1]
+            flat = torch.tensor([p * vocab + t for p, t in zip(positions, tokens, strict=True)])
+            lp = torch.take(prev, flat.to(prev.device)).clamp(min=FLOOR)
+            none = torch.full((), float("inf"), device=prev.device)
             low = torch.stack([none if t._low is None else t._low for t in scored])
             for tracker, value in zip(scored, torch.minimum(low, lp).unbind(), strict=True):
                 tracker._low = value
