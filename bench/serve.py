@@ -1,6 +1,6 @@
 """Serving cost: thinkctl against plain vLLM on the same model, with vLLM's own client.
 
-    thinkctl bench serve                          # default size: ~20 minutes on 2 CPU cores
+    thinkctl bench serve                          # default size: ~25 minutes on 2 CPU cores
     thinkctl bench serve --prompts 40 --rounds 1  # a smoke run
 
 Three servers with the same engine arguments: plain vLLM (the baseline), thinkctl, and
@@ -193,7 +193,7 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _start(kind: str, model: str, probe: str, log: Path):
+def _start(kind: str, model: str, probe: str, log: Path) -> tuple[subprocess.Popen, str]:
     """One of the three servers, with the same engine arguments."""
     if kind == "vllm":
         return start_vllm(model, "testbed", log, ENGINE_ARGS, SERVER_ENV)

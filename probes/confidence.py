@@ -69,7 +69,8 @@ class ConfidenceFeed:
         is the one its next token will be drawn from.
         """
         self._step += 1
-        positions, tokens, scored, fed = [], [], [], False
+        vocab = logits.shape[-1]
+        picks, scored, fed = [], [], False  # picks: flat indices into the previous step's
         for index, output_ids, tracker in rows:
             fed = True
             n = len(output_ids)
@@ -79,15 +80,12 @@ class ConfidenceFeed:
                 if token in tracker.cue_ids:
                     tracker._at_cue, tracker._low = tracker._low, None
                 else:
-                    positions.append(seen[2])
-                    tokens.append(token)
+                    picks.append(seen[2] * vocab + token)
                     scored.append(tracker)
             tracker._seen = (n, self._step, index)
         if scored:
             prev = self._logprobs
-            vocab = prev.shape[1]
-            flat = torch.tensor([p * vocab + t for p, t in zip(positions, tokens, strict=True)])
-            lp = torch.take(prev, flat.to(prev.device)).clamp(min=FLOOR)
+            lp = torch.take(prev, torch.tensor(picks, device=prev.device)).clamp(min=FLOOR)
             none = torch.full((), float("inf"), device=prev.device)
             low = torch.stack([none if t._low is None else t._low for t in scored])
             for tracker, value in zip(scored, torch.minimum(low, lp).unbind(), strict=True):

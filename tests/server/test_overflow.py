@@ -9,13 +9,11 @@ import httpx
 import pytest
 
 from bench.server_process import stop_server
-from tests.conftest import MODEL, Server, _start, problem_prompt
+from tests.conftest import Server, _start
+from tests.server.test_limits import LONG  # two choices of ~450 tokens: seconds here
 
 # 2 run and 1 waits; no request timeout, so the slots stay held for the whole burst.
 LIMITS = ["--max-concurrent-requests", "2", "--max-queued-requests", "1"]
-# ~450 tokens per choice, two choices: seconds of decoding per request here.
-LONG = {"model": MODEL, "messages": [{"role": "user", "content": problem_prompt()}],
-        "max_tokens": 450, "n": 2, "thinkctl": {"min_thinking_tokens": 440}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
