@@ -134,10 +134,6 @@ class ProbeArtifact:
                 "probe was made for another model: " + "; ".join(problems) + " (probe vs served)"
             )
 
-    def delta_for_effort(self, effort: float) -> EffortPoint | None:
-        """The calibrated point of the largest effort <= `effort` (None without a table)."""
-        return point_for_effort(self.meta.effort, effort)
-
     def summary(self) -> dict[str, Any]:
         return {
             "kind": self.meta.kind,

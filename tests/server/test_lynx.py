@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from bench.server_process import stop_server
-from probes.artifact import TENSOR_FILE, ProbeArtifact
+from probes.artifact import TENSOR_FILE, ProbeArtifact, point_for_effort
 from tests.conftest import MODEL, Server, _start
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,8 +84,7 @@ def test_a_delta_below_the_calibration_floor_never_exits(lclient):
 
 
 def test_effort_maps_through_the_probe(lclient, lynx_server):
-    art = ProbeArtifact.load(PROBE)
-    point = art.delta_for_effort(0.75)  # reasoning_effort "high"
+    point = point_for_effort(ProbeArtifact.load(PROBE).meta.effort, 0.75)  # "high"
     assert point.min_thinking_tokens > 0  # the shipped map lengthens high efforts by a floor
     hardest = problems(7)[6]  # difficulty 7: re-checks run past the floor
     before = lynx_server.metric("thinkctl_probe_evaluations_total")
