@@ -25,6 +25,11 @@ Throughput ratio = output tokens/s of a thinkctl scenario / that of `vllm`, each
 over rounds. Goodput = completed requests per second under the same closed-loop load
 (same prompts, same concurrency); goodput ratio = effort medium / no control.
 
+The CPU time the server's HTTP process spends per output token is counted beside it (the
+engine's processes spin-wait for each other, so only the HTTP process's count is clean):
+on 2 shared cores that cost is taken from the engine, and unlike tokens/s it hardly
+depends on what else the machine runs.
+
 What vLLM's tool does not measure is measured by hand on a streamed sample per scenario:
 time to first answer token (TTFAT: the first `content` delta after thinking) and
 thinking / answer tokens per request.
@@ -45,6 +50,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import psutil
 
 from bench.server_process import start_server, start_vllm, stop_server
 from testbed import tasks
@@ -67,7 +73,8 @@ SCENARIOS: dict[str, tuple[str, dict]] = {  # name -> (server, extra body)
 }  # fmt: skip
 METRICS = ("failed", "output_throughput", "request_throughput", "total_token_throughput",
            "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
-           "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "completed")  # fmt: skip
+           "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "completed",
+           "http_cpu_ms_per_token")  # fmt: skip
 
 
 def write_dataset(path: Path, n: int) -> None:
@@ -96,6 +103,12 @@ def vllm_bench(url: str, model_dir: str, dataset: Path, n: int, concurrency: int
     if result["completed"] < 0.95 * n:
         raise RuntimeError(f"{name}: only {result['completed']}/{n} completed; see {log.name}")
     return result
+
+
+def http_cpu_seconds(pid: int) -> float:
+    """CPU time of the server's HTTP process (the root one: the engine runs in its children)."""
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
 
 
 async def reasoning_sample(url: str, extra_body: dict, n: int, concurrency: int) -> dict:
@@ -177,8 +190,9 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
 def table(result: dict) -> str:
     lines = [
         "| scenario | output tok/s | per round | req/s | TTFT p50 / p99 ms | TPOT p50 ms "
-        "| ITL p50 / p99 ms | E2E p50 / p99 ms | TTFAT p50 ms | thinking / answer tokens |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| ITL p50 / p99 ms | E2E p50 / p99 ms | TTFAT p50 ms | thinking / answer tokens "
+        "| HTTP process CPU ms / token |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in result["means"].items():
         r = result["reasoning"].get(name, {})
@@ -188,7 +202,8 @@ def table(result: dict) -> str:
             f"| {m['median_ttft_ms']:.0f} / {m['p99_ttft_ms']:.0f} | {m['median_tpot_ms']:.1f} "
             f"| {m['median_itl_ms']:.1f} / {m['p99_itl_ms']:.1f} "
             f"| {m['median_e2el_ms']:.0f} / {m['p99_e2el_ms']:.0f} | {r.get('ttfat_median_ms')} "
-            f"| {r.get('mean_thinking_tokens')} / {r.get('mean_answer_tokens')} |"
+            f"| {r.get('mean_thinking_tokens')} / {r.get('mean_answer_tokens')} "
+            f"| {m['http_cpu_ms_per_token']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -232,8 +247,12 @@ def main(argv: list[str] | None = None) -> None:
                 warm_up(url)  # the first requests pay the engine's lazy start-up
                 for name in (n for n in runs if SCENARIOS[n][0] == kind):
                     print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
+                    cpu = http_cpu_seconds(proc.pid)
                     result = vllm_bench(url, model, dataset, args.prompts, args.concurrency,
                                         SCENARIOS[name][1], runs_dir, f"{name}-{r}")  # fmt: skip
+                    # Unlike tokens/s, CPU per token barely depends on what else the 2 cores run.
+                    cpu = http_cpu_seconds(proc.pid) - cpu
+                    result["http_cpu_ms_per_token"] = 1000 * cpu / result["total_output_tokens"]
                     runs[name].append(result)
                     if r == args.rounds - 1 and kind != "vllm":  # vLLM does not split thinking
                         reasoning[name] = asyncio.run(reasoning_sample(

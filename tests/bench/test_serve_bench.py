@@ -17,6 +17,7 @@ def test_smoke_run_writes_serve_json(tmp_path):
     for m in result["means"].values():
         assert m["completed"] + m["failed"] == 12 and m["completed"] >= 11
         assert m["output_throughput"] > 0
+        assert 0 < m["http_cpu_ms_per_token"] < 100  # counted while the client ran
     assert result["throughput_ratio"]["no_control"] > 0
     sample = result["reasoning"]["no_control"]
     assert sample["mean_thinking_tokens"] > 0 and sample["ttfat_median_ms"] > 0
