@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,26 +69,35 @@ def _start(log: Path, extra_args: list[str], env: dict[str, str]) -> tuple[subpr
     return proc, url
 
 
+@contextmanager
+def running_server(
+    factory: pytest.TempPathFactory, name: str, extra_args: list[str], env: dict[str, str]
+) -> Iterator[Server]:
+    """A server of its own for a fixture, its log in a fresh temporary folder `name`."""
+    log = factory.mktemp(name) / "serve.log"
+    proc, url = _start(log, extra_args, env)
+    try:
+        yield Server(url, log)
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("server") / "serve.log"
-    proc, base_url = _start(log, ["--api-key", API_KEY], {})
-    yield Server(base_url, log)
-    stop_server(proc)
+    with running_server(tmp_path_factory, "server", ["--api-key", API_KEY], {}) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")
 def deepseek_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A second server: DeepSeek's `reasoning_content` field, API keys from the environment
     and a file, and uvicorn's most verbose log (tests/server/test_auth.py reads it)."""
-    folder = tmp_path_factory.mktemp("server")
-    log, keys = folder / "serve.log", folder / "keys.txt"
+    keys = tmp_path_factory.mktemp("keys") / "keys.txt"
     keys.write_text("# one key per line\n" + "\n".join(FILE_API_KEYS) + "\n")
     args = ["--reasoning-field", "reasoning_content", "--api-key-file", str(keys),
             "--uvicorn-log-level", "trace"]  # fmt: skip
-    proc, base_url = _start(log, args, {"THINKCTL_API_KEY": ENV_API_KEY})
-    yield Server(base_url, log)
-    stop_server(proc)
+    with running_server(tmp_path_factory, "deepseek", args, {"THINKCTL_API_KEY": ENV_API_KEY}) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bench.server_process import stop_server
-from tests.conftest import MODEL, Server, _start, problem_prompt
+from tests.conftest import MODEL, Server, problem_prompt, running_server
 
 LIMITS = ["--max-concurrent-requests", "2", "--max-queued-requests", "1",
           "--max-n", "2", "--max-prompt-tokens", "60", "--max-completion-tokens", "450",
@@ -18,10 +17,8 @@ LONG = {"model": MODEL, "messages": [{"role": "user", "content": problem_prompt(
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("limits") / "serve.log"
-    proc, url = _start(log, LIMITS, {})
-    yield Server(url, log)
-    stop_server(proc)
+    with running_server(tmp_path_factory, "limits", LIMITS, {}) as s:
+        yield s
 
 
 def post(server: Server, body: dict) -> httpx.Response:

@@ -11,9 +11,8 @@ import numpy as np
 import openai
 import pytest
 
-from bench.server_process import stop_server
 from probes.artifact import TENSOR_FILE, ProbeArtifact, point_for_effort
-from tests.conftest import MODEL, Server, _start
+from tests.conftest import MODEL, Server, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ROOT / "testbed" / "model" / "probe"
@@ -22,10 +21,8 @@ N = 24  # problems per comparison
 
 @pytest.fixture(scope="module")
 def lynx_server(tmp_path_factory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("lynx") / "serve.log"
-    proc, url = _start(log, ["--probe", str(PROBE)], {})
-    yield Server(url, log)
-    stop_server(proc)
+    with running_server(tmp_path_factory, "lynx", ["--probe", str(PROBE)], {}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

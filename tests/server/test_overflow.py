@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bench.server_process import stop_server
-from tests.conftest import Server, _start
+from tests.conftest import Server, running_server
 from tests.server.test_limits import LONG  # two choices of ~450 tokens: seconds here
 
 # 2 run and 1 waits; no request timeout, so the slots stay held for the whole burst.
@@ -18,10 +17,8 @@ LIMITS = ["--max-concurrent-requests", "2", "--max-queued-requests", "1"]
 
 @pytest.fixture(scope="module")
 def queued(tmp_path_factory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("overflow") / "serve.log"
-    proc, url = _start(log, LIMITS, {})
-    yield Server(url, log)
-    stop_server(proc)
+    with running_server(tmp_path_factory, "overflow", LIMITS, {}) as s:
+        yield s
 
 
 async def test_overflow_is_refused_at_once_with_retry_after(queued):
