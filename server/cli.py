@@ -269,8 +269,8 @@ def serve(args: argparse.Namespace) -> None:
         engine_args = _engine_args(args)  # vLLM reads the model's config here already
     except Exception as exc:
         raise _cannot_start(model, exc) from exc
-    # vLLM's own server runs on uvloop too; on 2 cores the stock loop's per-chunk cost showed
-    # in the serving benchmark.
+    # vLLM's own server runs on uvloop: the same loop keeps the HTTP side of the serving
+    # benchmark like for like (bench/serve.py counts its CPU per token).
     uvloop.run(_serve(config, engine_args))
 
 
