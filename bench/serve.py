@@ -27,8 +27,9 @@ over rounds. Goodput = completed requests per second under the same closed-loop 
 
 The CPU time the server's HTTP process spends per output token is counted beside it (the
 engine's processes spin-wait for each other, so only the HTTP process's count is clean):
-on 2 shared cores that cost is taken from the engine, and unlike tokens/s it hardly
-depends on what else the machine runs.
+on 2 shared cores that cost is taken from the engine. It is steadier than tokens/s but not
+free of load: vLLM merges a request's pending tokens into one output when the HTTP side
+falls behind, so a run where it keeps up streams more, smaller chunks.
 
 What vLLM's tool does not measure is measured by hand on a streamed sample per scenario:
 time to first answer token (TTFAT: the first `content` delta after thinking) and
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
                     cpu = http_cpu_seconds(proc.pid)
                     result = vllm_bench(url, model, dataset, args.prompts, args.concurrency,
                                         SCENARIOS[name][1], runs_dir, f"{name}-{r}")  # fmt: skip
-                    # Unlike tokens/s, CPU per token barely depends on what else the 2 cores run.
+                    # The HTTP side's share of the 2 cores (docstring: what else moves it).
                     cpu = http_cpu_seconds(proc.pid) - cpu
                     result["http_cpu_ms_per_token"] = 1000 * cpu / result["total_output_tokens"]
                     runs[name].append(result)
