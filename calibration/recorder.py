@@ -8,8 +8,9 @@ in the record spec, each record ends with the sampled-token confidence since the
 previous cue (probes/confidence.py), computed by the same code the server runs.
 
 Runs inside vLLM's worker: `CueRecorder` is a logits processor that never changes the
-logits; `RecorderExtension` (worker_extension_cls) installs the hooks and hands the
-records back over `collective_rpc`.
+logits; `RecorderExtension` (worker_extension_cls) hands the records back over
+`collective_rpc`, and importing this module in the worker makes it install the hooks
+once the model has loaded (probes/capture.py), as the server's worker does.
 """
 
 from __future__ import annotations
@@ -93,12 +94,11 @@ class CueRecorder(LogitsProcessor):
         return logits
 
 
-class RecorderExtension:
-    """Mixed into vLLM's Worker; called by name through `collective_rpc`."""
+capture.install_on_load()
 
-    def thinkctl_install_capture(self, layers: list[int]) -> bool:
-        capture.install(self.model_runner, layers)
-        return True
+
+class RecorderExtension(capture.CaptureExtension):
+    """Mixed into vLLM's Worker; called by name through `collective_rpc`."""
 
     def thinkctl_take_records(self) -> dict[str, list[tuple[int, bytes]]]:
         out = dict(_RECORDS)

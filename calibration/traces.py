@@ -8,6 +8,8 @@ that exists is not redone, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tqdm import tqdm
 from calibration import recorder
 from calibration.datasets import Dataset
 from calibration.forced_exit import ForcedExit, answer_forced_exits
+from probes import capture
 from probes.features import FeatureSpec
 
 
@@ -43,24 +46,53 @@ def _label(ok: bool | None) -> int:
     return -1 if ok is None else int(ok)
 
 
+@contextmanager
+def _environment(values: dict[str, str]):
+    """Set `values` while the engine starts (its processes inherit them), then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class Generator:
-    """An offline vLLM engine with the cue recorder installed."""
+    """An offline vLLM engine with the cue recorder installed; it runs the engine's default
+    mode (compiled unless `engine_kwargs` sets enforce_eager), as the server does."""
 
     def __init__(self, model: str, spec: FeatureSpec, seed: int, engine_kwargs: dict) -> None:
         from vllm import LLM
 
-        self.llm = LLM(
-            model=model,
-            seed=seed,
-            enforce_eager=True,  # forward hooks run only in eager mode
-            enable_prefix_caching=True,  # forced exits share their trace's prefix
-            logits_processors=[recorder.PROCESSOR],
-            worker_extension_cls=recorder.EXTENSION,
-            **engine_kwargs,
-        )
-        self.llm.collective_rpc("thinkctl_install_capture", args=(list(spec.layers),))
+        with _environment(capture.environment(spec.layers)):
+            self.llm = LLM(
+                model=model,
+                seed=seed,
+                enable_prefix_caching=True,  # forced exits share their trace's prefix
+                logits_processors=[recorder.PROCESSOR],
+                worker_extension_cls=recorder.EXTENSION,
+                **engine_kwargs,
+            )
+        self._check_capture()
         self.tok = self.llm.get_tokenizer()
         self.spec = spec
+
+    def _check_capture(self) -> None:
+        """As the server checks at start (server/engine/launch.py): after one tiny request,
+        every worker's hooks must have written."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if not all(self.llm.collective_rpc("thinkctl_capture_reset")):
+            raise RuntimeError("a worker has no hidden-state capture installed")
+        tiny = SamplingParams(max_tokens=2, temperature=0.0)  # a prefill and a decode step
+        self.llm.generate([TokensPrompt(prompt_token_ids=[0, 1])], tiny, use_tqdm=False)
+        if not all(self.llm.collective_rpc("thinkctl_capture_written")):
+            raise RuntimeError("the hidden-state hooks did not run in the engine's forward pass")
 
     def prompt_ids(self, question: str) -> list[int]:
         return self.tok.apply_chat_template(

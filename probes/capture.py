@@ -7,21 +7,35 @@ the residual add into the next norm). For k < L this is Hugging Face's
 `hidden_states[k]`; for k = L it is taken before the final norm. Features of several
 blocks are concatenated in the order given.
 
-Where: a forward hook on each chosen block keeps only the rows vLLM computes logits
-for, one per request in batch order (row i = token `query_start_loc[i + 1] - 1`, the
-request's latest token), so a logits processor reads the features of batch row i at the
-step it sees logits row i. Hooks only fire with `enforce_eager=True` (compiled graphs
-and CUDA graphs run no Python).
+Where: a forward hook on each chosen block gathers the rows vLLM computes logits for,
+one per request in batch order (row i = token `query_start_loc[i + 1] - 1`, the
+request's latest token), into a buffer allocated once, so a logits processor reads the
+features of batch row i at the step it sees logits row i.
 
-This module needs torch and a vLLM V1 model runner object, but imports neither vLLM nor
-server/calibration code.
+Compiled graphs: the hooks are registered right after the model loads, before vLLM
+traces it, and their body has no Python branches on data and no shape that depends on
+the batch's contents: index arithmetic on the runner's persistent `query_start_loc`
+tensor and an in-place copy into the buffer. So Dynamo traces them into vLLM's compiled
+graph and they run there, as they run in eager mode; `enforce_eager` is not needed.
+vLLM's compile cache is keyed on the model's code and config, not on hooks, so a worker
+with hooks must not load or save it (`VLLM_DISABLE_COMPILE_CACHE`, set by whoever sets
+`LAYERS_ENV`). `CaptureExtension.thinkctl_capture_written` lets the caller check after a
+real request that the hooks ran, whatever the engine compiled.
+
+This module needs torch and a vLLM model runner object; vLLM itself is imported only by
+`install_on_load`, inside the worker.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
+
+# Comma-separated 1-based block numbers; set in the environment of the process that starts
+# the engine, read in the worker when the model has loaded.
+LAYERS_ENV = "THINKCTL_CAPTURE_LAYERS"
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -33,58 +47,85 @@ def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     return layers
 
 
-class StepCapture:
-    """Per-step features of the logits rows, written by hooks, read by logits processors."""
+def layers_from_env() -> tuple[int, ...]:
+    raw = os.environ.get(LAYERS_ENV, "")
+    return tuple(int(k) for k in raw.split(",") if k.strip())
 
-    def __init__(self, runner, layers: Sequence[int]) -> None:
+
+def environment(layers: Sequence[int]) -> dict[str, str]:
+    """What the engine's processes need in their environment to capture `layers`."""
+    return {LAYERS_ENV: ",".join(str(k) for k in layers), "VLLM_DISABLE_COMPILE_CACHE": "1"}
+
+
+class StepCapture:
+    """Per-step features of the logits rows, written by hooks, read by logits processors.
+
+    `query_start_loc` is the runner's persistent (max_rows + 1,) tensor of cumulative token
+    counts; `max_rows` its number of request slots."""
+
+    def __init__(
+        self,
+        blocks: torch.nn.ModuleList,
+        layers: Sequence[int],
+        query_start_loc: torch.Tensor,
+        max_rows: int,
+        hidden_size: int,
+    ) -> None:
         self.layers = tuple(layers)
-        self._runner = runner
-        self._parts: list[torch.Tensor | None] = [None] * len(self.layers)
-        # Blocks run in order, so the lowest chosen one finds this step's rows for the rest.
-        self._first = self.layers.index(min(self.layers))
-        self._step_rows: torch.Tensor | None = None
-        self._handles = []
-        blocks = decoder_layers(runner.get_model())
         for k in self.layers:
             if not 1 <= k <= len(blocks):
                 raise ValueError(f"layer {k} outside 1..{len(blocks)}")
-        for slot, k in enumerate(self.layers):
-            self._handles.append(blocks[k - 1].register_forward_hook(self._hook(slot)))
+        device = query_start_loc.device
+        self._buffers = [
+            torch.zeros(max_rows, hidden_size, dtype=torch.float32, device=device)
+            for _ in self.layers
+        ]
+        self._handles = [
+            blocks[k - 1].register_forward_hook(_gather_into(buf, query_start_loc, max_rows))
+            for k, buf in zip(self.layers, self._buffers, strict=True)
+        ]
 
-    def _rows(self) -> torch.Tensor:
-        n = self._runner.input_batch.num_reqs
-        # query_start_loc is filled before the forward pass of the same step.
-        starts = self._runner.query_start_loc.cpu[1 : n + 1]
-        return (starts - 1).to(torch.long)
-
-    def _hook(self, slot: int):
-        def hook(module, args, output) -> None:
-            hidden, residual = output if isinstance(output, tuple) else (output, None)
-            if slot == self._first or self._step_rows is None:
-                self._step_rows = self._rows().to(hidden.device)
-            rows = self._step_rows
-            if len(rows) < hidden.shape[0]:  # else a decode-only step: row i is token i
-                hidden = hidden[rows]  # a copy
-                residual = None if residual is None else residual[rows]
-            elif residual is None:
-                hidden = hidden.clone()
-            # A new tensor either way: the next block updates its inputs in place.
-            part = hidden if residual is None else hidden + residual
-            self._parts[slot] = part.float()
-
-        return hook
+    @classmethod
+    def for_runner(cls, runner, layers: Sequence[int]) -> StepCapture:
+        """Hooks on a vLLM V1 model runner's model (CPU or GPU)."""
+        return cls(
+            decoder_layers(runner.get_model()),
+            layers,
+            runner.query_start_loc.gpu,  # on CPU the same tensor as .cpu
+            runner.max_num_reqs,
+            runner.model_config.get_hidden_size(),
+        )
 
     def row(self, index: int) -> torch.Tensor:
         """Concatenated features (float32) of batch row `index` at the current step."""
-        parts = self._parts
-        if any(p is None for p in parts):
-            raise RuntimeError("no features captured at this step (is enforce_eager on?)")
-        return torch.cat([p[index] for p in parts])  # type: ignore[index]
+        return torch.cat([b[index] for b in self._buffers])
+
+    def reset(self) -> None:
+        for b in self._buffers:
+            b.zero_()
+
+    def written(self) -> bool:
+        """Whether any hook wrote since the last reset (a residual stream is never all 0)."""
+        return all(bool(b.any()) for b in self._buffers)
 
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+
+
+def _gather_into(buffer: torch.Tensor, query_start_loc: torch.Tensor, max_rows: int):
+    def hook(module, args, output) -> None:
+        hidden, residual = output if isinstance(output, tuple) else (output, None)
+        stream = hidden if residual is None else hidden + residual
+        tokens = stream.shape[0]
+        # At most one logits row per scheduled token, and never more than the slots. Slots
+        # past the batch hold stale offsets: clamped, they read a valid row nobody uses.
+        rows = torch.sym_min(max_rows, tokens)
+        index = (query_start_loc[1 : rows + 1].long() - 1).clamp(0, tokens - 1)
+        buffer[:rows].copy_(stream.index_select(0, index))
+
+    return hook
 
 
 _CAPTURE: StepCapture | None = None
@@ -95,10 +136,51 @@ def install(runner, layers: Sequence[int]) -> StepCapture:
     global _CAPTURE
     if _CAPTURE is not None:
         _CAPTURE.remove()
-    _CAPTURE = StepCapture(runner, layers)
+    _CAPTURE = StepCapture.for_runner(runner, layers)
     return _CAPTURE
 
 
 def current() -> StepCapture | None:
     """The capture installed in this process, if any."""
     return _CAPTURE
+
+
+_PATCHED = False
+
+
+def install_on_load() -> None:
+    """Make vLLM's worker install the capture of `LAYERS_ENV` as soon as its model has
+    loaded, before the engine's first forward pass (where vLLM traces and compiles it).
+    Call it in the worker process before the model loads: a worker extension module's
+    import is such a place. Idempotent; nothing happens when `LAYERS_ENV` is unset."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    from vllm.v1.worker.gpu_worker import Worker  # CPUWorker subclasses it
+
+    original = Worker.load_model
+
+    def load_model(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        layers = layers_from_env()
+        if layers:
+            install(self.model_runner, layers)
+
+    Worker.load_model = load_model
+    _PATCHED = True
+
+
+class CaptureExtension:
+    """Worker-extension methods (mixed into vLLM's Worker, called by `collective_rpc`) to
+    check that the hooks run in the engine as configured: reset, serve a request, then
+    ask whether they wrote."""
+
+    def thinkctl_capture_reset(self) -> bool:
+        cap = current()
+        if cap is not None:
+            cap.reset()
+        return cap is not None
+
+    def thinkctl_capture_written(self) -> bool:
+        cap = current()
+        return cap is not None and cap.written()

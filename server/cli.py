@@ -94,7 +94,8 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
         "--probe",
         type=Path,
         help="LYNX probe folder (from `thinkctl calibrate`): enables `thinkctl.lynx` and "
-        "effort through the probe. Turns on --enforce-eager (hooks need eager mode).",
+        "effort through the probe. Its hidden-state hooks run in compiled graphs too; "
+        "vLLM's compile cache is off for this engine.",
     )
     g.add_argument(
         "--preset",
@@ -186,18 +187,22 @@ async def _serve(config: ServerConfig, engine_args) -> None:
     from server.app import create_app
     from server.deps import AppContext
     from server.draining import DrainingServer
-    from server.engine.launch import install_capture, start_engine
+    from server.engine.launch import check_capture, start_engine
     from server.limits import Admission
     from server.model_info import ModelInfo
 
-    probe_dir = config.probe.path if config.probe else None
+    probe = config.probe
     try:
-        engine, collector = start_engine(engine_args, probe_dir)
+        engine, collector = start_engine(engine_args, probe and probe.path,
+                                         probe.summary["layers"] if probe else ())  # fmt: skip
     except Exception as exc:
         raise _cannot_start(engine_args.model, exc) from exc
     try:
-        if config.probe is not None:
-            await install_capture(engine, config.probe.summary["layers"])
+        if probe is not None:
+            try:
+                await check_capture(engine)
+            except RuntimeError as exc:
+                raise SystemExit(f"thinkctl: refusing probe {probe.path!r}: {exc}") from exc
         info = ModelInfo.load(config, engine.get_tokenizer(), engine.model_config.max_model_len)
         admission = Admission(config.limits)
         ctx = AppContext(config, engine, collector, info, int(time.time()), admission)
@@ -238,8 +243,6 @@ def serve(args: argparse.Namespace) -> None:
     preset = target.preset
     args.model = model
     probe = _load_probe(args.probe, args, model) if args.probe else None
-    if probe is not None:
-        args.enforce_eager = True  # forward hooks do not run inside compiled graphs
     if not args.served_model_name:
         args.served_model_name = [name]
     config = ServerConfig(

@@ -46,7 +46,9 @@ class Server:
         return sum(values)
 
 
-def _start(log: Path, extra_args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def _start(
+    log: Path, extra_args: list[str], env: dict[str, str], eager: bool
+) -> tuple[subprocess.Popen, str]:
     args = [
         # A small step budget puts every prompt (30-40 tokens) through chunked prefill,
         # the condition of the CPU seed hazard (tests/server/test_seed.py).
@@ -56,7 +58,7 @@ def _start(log: Path, extra_args: list[str], env: dict[str, str]) -> tuple[subpr
         *extra_args,
     ]  # fmt: skip
     try:
-        proc, url = start_server(MODEL, log, args, env, timeout_s=START_TIMEOUT_S)
+        proc, url = start_server(MODEL, log, args, env, timeout_s=START_TIMEOUT_S, eager=eager)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     # Warm up: the first request pays the engine's lazy start-up, and a client that leaves
@@ -71,11 +73,16 @@ def _start(log: Path, extra_args: list[str], env: dict[str, str]) -> tuple[subpr
 
 @contextmanager
 def running_server(
-    factory: pytest.TempPathFactory, name: str, extra_args: list[str], env: dict[str, str]
+    factory: pytest.TempPathFactory,
+    name: str,
+    extra_args: list[str],
+    env: dict[str, str],
+    eager: bool = True,
 ) -> Iterator[Server]:
-    """A server of its own for a fixture, its log in a fresh temporary folder `name`."""
+    """A server of its own for a fixture, its log in a fresh temporary folder `name`;
+    `eager` (--enforce-eager) skips vLLM's compilation, which adds ~30 s to a start."""
     log = factory.mktemp(name) / "serve.log"
-    proc, url = _start(log, extra_args, env)
+    proc, url = _start(log, extra_args, env, eager)
     try:
         yield Server(url, log)
     finally:

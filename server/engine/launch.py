@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
+from collections.abc import Sequence
 
+from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from probes import capture
 from server.engine.probe_runtime import PROBE_ENV
 from server.engine.trace_channel import ADDR_ENV, EventCollector
 
@@ -21,7 +25,7 @@ WORKER_EXTENSION = "server.engine.worker_ext.ThinkctlWorkerExtension"
 
 
 def start_engine(
-    engine_args: AsyncEngineArgs, probe_dir: str | None = None
+    engine_args: AsyncEngineArgs, probe_dir: str | None = None, layers: Sequence[int] = ()
 ) -> tuple[AsyncLLM, EventCollector]:
     """Create the engine and the collector of its control events.
 
@@ -30,13 +34,15 @@ def start_engine(
       logits-processor API differs from the v1 one that CPU builds (and CI) run; pinning
       v1 everywhere means what CI tests is what GPUs run.
     - the control-event channel's address (trace_channel.py);
-    - the LYNX probe's folder, which the logits processor loads (probe_runtime.py).
+    - the LYNX probe's folder, which the logits processor loads (probe_runtime.py), and
+      the probe's `layers`, which the worker hooks as soon as the model has loaded, before
+      vLLM compiles it (probes/capture.py).
     """
     os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
+    for key in (PROBE_ENV, capture.LAYERS_ENV):
+        os.environ.pop(key, None)
     if probe_dir:
-        os.environ[PROBE_ENV] = probe_dir
-    else:
-        os.environ.pop(PROBE_ENV, None)
+        os.environ.update({PROBE_ENV: probe_dir, **capture.environment(layers)})
     collector = EventCollector()
     os.environ[ADDR_ENV] = collector.addr
     processors = list(engine_args.logits_processors or [])
@@ -56,8 +62,17 @@ def start_engine(
     return engine, collector
 
 
-async def install_capture(engine: AsyncLLM, layers: list[int]) -> None:
-    """Hook the probe's layers in every worker (probes/capture.py)."""
-    results = await engine.collective_rpc("thinkctl_install_capture", args=(list(layers),))
-    if not all(results):
-        raise RuntimeError("a worker did not install the probe's hooks")
+async def check_capture(engine: AsyncLLM) -> None:
+    """Serve one tiny request and check that every worker's hooks wrote its features, in
+    whatever mode the engine runs (eager, compiled, CUDA graphs): a probe fed stale
+    zeros would exit on noise, so a capture that does not run refuses to serve."""
+    if not all(await engine.collective_rpc("thinkctl_capture_reset")):
+        raise RuntimeError("a worker has no hidden-state capture installed")
+    params = SamplingParams(max_tokens=2, temperature=0.0)  # a prefill and a decode step
+    async for _ in engine.generate({"prompt_token_ids": [0, 1]}, params, uuid.uuid4().hex):
+        pass
+    if not all(await engine.collective_rpc("thinkctl_capture_written")):
+        raise RuntimeError(
+            "the probe's hidden-state hooks did not run inside the engine's forward pass; "
+            "serve with --enforce-eager"
+        )

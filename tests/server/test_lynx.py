@@ -21,7 +21,8 @@ N = 24  # problems per comparison
 
 @pytest.fixture(scope="module")
 def lynx_server(tmp_path_factory) -> Iterator[Server]:
-    with running_server(tmp_path_factory, "lynx", ["--probe", str(PROBE)], {}) as s:
+    # vLLM's default mode, compiled: the probe's hooks must run inside the compiled graph.
+    with running_server(tmp_path_factory, "lynx", ["--probe", str(PROBE)], {}, eager=False) as s:
         yield s
 
 
