@@ -47,6 +47,10 @@ class _Choice:
     started_answer: bool = False
 
 
+# (choice, new token ids, their text, the engine's finish reason or None)
+_Item = tuple[_Choice, list[int], str, str | None]
+
+
 class Generation:
     def __init__(
         self,
@@ -83,12 +87,12 @@ class Generation:
         params.extra_args = extra or None
         return params
 
-    async def _pump(self, choice: _Choice, queue: asyncio.Queue) -> None:
+    async def _pump(self, choice: _Choice) -> AsyncIterator[_Item]:
         params = self._params_for(choice)
         prompt = {"prompt_token_ids": self.prompt_ids}
         async for out in self.engine.generate(prompt, params, choice.request_id):
             for comp in out.outputs:
-                await queue.put((choice, list(comp.token_ids), comp.text, comp.finish_reason))
+                yield choice, list(comp.token_ids), comp.text, comp.finish_reason
 
     def _split(self, choice: _Choice, ids: list[int], text: str) -> ChoiceDelta:
         delta = ChoiceDelta(choice.index, token_ids=ids)
@@ -119,20 +123,12 @@ class Generation:
 
     async def stream(self) -> AsyncIterator[ChoiceDelta]:
         """Deltas of all choices, interleaved as the engine produces them."""
-        queue: asyncio.Queue = asyncio.Queue()
-        tasks = [asyncio.create_task(self._pump(c, queue)) for c in self.choices]
-        done = asyncio.gather(*tasks)
+        pumps = [self._pump(c) for c in self.choices]
+        # One choice (the usual request) reads its engine stream directly: a task and a
+        # queue between them cost two task switches per token on the HTTP side.
+        items = pumps[0] if len(pumps) == 1 else _interleave(pumps)
         try:
-            while True:
-                get = asyncio.ensure_future(queue.get())
-                finished, _ = await asyncio.wait({get, done}, return_when=asyncio.FIRST_COMPLETED)
-                if get not in finished:
-                    get.cancel()
-                    done.result()  # raise the engine's error, if any
-                    if queue.empty():
-                        return
-                    continue
-                choice, ids, text, finish = get.result()
+            async for choice, ids, text, finish in items:
                 choice.token_ids.extend(ids)
                 delta = self._split(choice, ids, text)
                 self._observe_first(choice, delta)
@@ -142,8 +138,7 @@ class Generation:
                     metrics.observe_choice(choice.trace, len(choice.token_ids))
                 yield delta
         finally:
-            for task in tasks:
-                task.cancel()
+            await items.aclose()
             unfinished = [c.request_id for c in self.choices if c.finish_reason is None]
             if unfinished:
                 await self.engine.abort(unfinished)
@@ -179,6 +174,38 @@ class Generation:
     @property
     def completion_tokens(self) -> int:
         return sum(len(c.token_ids) for c in self.choices)
+
+
+_DONE = object()  # a pump's end, in the interleaving queue
+
+
+async def _interleave(pumps: list[AsyncIterator[_Item]]) -> AsyncIterator[_Item]:
+    """Items of several streams in the order they arrive; the first error is raised."""
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def drain(pump: AsyncIterator[_Item]) -> None:
+        try:
+            async for item in pump:
+                queue.put_nowait(item)
+        except Exception as exc:  # the engine's error reaches the consumer
+            queue.put_nowait(exc)
+        queue.put_nowait(_DONE)
+
+    tasks = [asyncio.create_task(drain(p)) for p in pumps]
+    try:
+        running = len(tasks)
+        while running:
+            item = await queue.get()
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _openai_finish(reason: str) -> str:
