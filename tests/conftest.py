@@ -47,7 +47,7 @@ class Server:
 
 
 def _start(
-    log: Path, extra_args: list[str], env: dict[str, str], eager: bool
+    log: Path, extra_args: list[str], env: dict[str, str], eager: bool = True
 ) -> tuple[subprocess.Popen, str]:
     args = [
         # A small step budget puts every prompt (30-40 tokens) through chunked prefill,
