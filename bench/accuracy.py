@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
         extra = []
         if any(s.startswith("lynx") for s in args.settings):
             extra = ["--probe", str(args.probe or _model_dir(args.model) / "probe")]
-        proc, url = start_server(args.model, args.out / "serve.log", extra)
+        # vLLM's default (compiled) mode, as `thinkctl serve` runs and the probe was calibrated.
+        proc, url = start_server(args.model, args.out / "serve.log", extra, eager=False)
     try:
         asyncio.run(run_grid(url, args.api_key, args.model, args.settings, data, args.samples,
                              args.temperature, results, args.concurrency))  # fmt: skip
