@@ -105,7 +105,7 @@ class StepCapture:
             b.zero_()
 
     def written(self) -> bool:
-        """Whether any hook wrote since the last reset (a residual stream is never all 0)."""
+        """Whether every hook wrote since the last reset (a residual stream is never all 0)."""
         return all(bool(b.any()) for b in self._buffers)
 
     def remove(self) -> None:

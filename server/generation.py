@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from vllm import SamplingParams
@@ -87,7 +87,7 @@ class Generation:
         params.extra_args = extra or None
         return params
 
-    async def _pump(self, choice: _Choice) -> AsyncIterator[_Item]:
+    async def _pump(self, choice: _Choice) -> AsyncGenerator[_Item, None]:
         params = self._params_for(choice)
         prompt = {"prompt_token_ids": self.prompt_ids}
         async for out in self.engine.generate(prompt, params, choice.request_id):
@@ -179,11 +179,13 @@ class Generation:
 _DONE = object()  # a pump's end, in the interleaving queue
 
 
-async def _interleave(pumps: list[AsyncIterator[_Item]]) -> AsyncIterator[_Item]:
+async def _interleave(
+    pumps: list[AsyncGenerator[_Item, None]],
+) -> AsyncGenerator[_Item, None]:
     """Items of several streams in the order they arrive; the first error is raised."""
     queue: asyncio.Queue = asyncio.Queue()
 
-    async def drain(pump: AsyncIterator[_Item]) -> None:
+    async def drain(pump: AsyncGenerator[_Item, None]) -> None:
         try:
             async for item in pump:
                 queue.put_nowait(item)
