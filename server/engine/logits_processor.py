@@ -32,7 +32,7 @@ from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
 from probes.confidence import ConfidenceFeed, SampledConfidence, probe_input
-from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
+from server.controllers.phase import Delimiters, Phase, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
 from server.controllers.stack import ControlStack, apply_actions
 from server.controllers.top_h import apply_top_h
@@ -131,6 +131,8 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
             action = row.stack.step(row.output_ids, views[index], hidden)
             if not action.is_empty:
                 actions.append((index, action))
+            if row.confidence is not None and row.stack.tracker.phase is Phase.ANSWER:
+                row.confidence = None  # LYNX scores only while thinking; the recorder stops too
             events = row.stack.events
             if self._sender is not None and row.sent < len(events):
                 for event in events[row.sent :]:

@@ -73,3 +73,31 @@ def test_validate_params_turns_a_bad_spec_into_a_value_error():
     bad = SamplingParams(extra_args={SPEC_KEY: {"think": [1, 2], "budget": {"max": -5}}})
     with pytest.raises(ValueError):
         ThinkctlLogitsProcessor.validate_params(bad)
+
+
+class ProbeStub:
+    """The worker's loaded probe as the processor sees it: cue ids, the confidence input,
+    thresholds that never exit."""
+
+    cue_ids = frozenset({6})
+    confidence = True
+
+    def thresholds(self, delta: float) -> tuple[float, float]:
+        return 1.0, 1.0
+
+    def scorer(self):
+        return lambda features: 0.5
+
+
+def test_the_confidence_input_stops_being_fed_once_thinking_closes(lp):
+    lp._probe = ProbeStub()
+    spec = ControlSpec(think=(START, END), lynx={"delta": 0.05, "close": CLOSE})
+    out: list[int] = []
+    p = SamplingParams(extra_args={SPEC_KEY: spec.model_dump(mode="json"), ID_KEY: "r"})
+    lp.update_state(update(added=[(0, p, [START], out)], size=1))
+    row = lp._rows[0]
+    for token in (7, 7, END, 7):
+        lp.update_state(None)
+        lp.apply(torch.zeros(1, V))
+        assert (row.confidence is None) == (END in out)  # fed while thinking, not after
+        out.append(token)
