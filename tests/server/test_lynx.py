@@ -82,21 +82,32 @@ def test_a_delta_below_the_calibration_floor_never_exits(lclient):
 
 
 def test_effort_maps_through_the_probe(lclient, lynx_server):
-    point = point_for_effort(ProbeArtifact.load(PROBE).meta.effort, 0.75)  # "high"
+    artifact = ProbeArtifact.load(PROBE)
+    point = point_for_effort(artifact.meta.effort, 0.75)  # "high"
     assert point.min_thinking_tokens > 0  # the shipped map lengthens high efforts by a floor
-    hardest = problems(7)[6]  # difficulty 7: re-checks run past the floor
+    # Difficulty 5: the first pass's cue comes early and the re-checks run on well past it.
+    problem = [p for p in problems(40) if p.difficulty == 5][0]
     before = lynx_server.metric("thinkctl_probe_evaluations_total")
-    c = ask(lclient, hardest.prompt(), reasoning_effort="high", seed=1)
-    trace = c.model_extra["thinkctl"]
+    r = lclient.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": problem.prompt()}], max_tokens=450,
+        temperature=0.6, seed=1, reasoning_effort="high", extra_body={"return_token_ids": True},
+    )  # fmt: skip
+    choice = r.choices[0]
+    trace = choice.model_extra["thinkctl"]
     assert "lynx" in trace["controllers"]
     scored = [e for e in trace["events"] if e["controller"] == "lynx"]
-    assert {e["delta"] for e in scored} == {point.delta}
-    # Thinking opens in the prompt, so a cue's step is the thinking length it closes.
-    assert all(e["at"] >= point.min_thinking_tokens for e in scored)
+    assert scored and {e["delta"] for e in scored} == {point.delta}
     assert {e["min_thinking"] for e in scored} == {point.min_thinking_tokens}
-    assert scored[0]["cue_index"] >= 1  # the first pass's cue came before the floor
+    # Thinking opens in the prompt, so the step that processes the cue at output position
+    # i holds i + 1 thinking tokens: cues short of the floor are counted, not scored.
+    ids = choice.model_extra["token_ids"][: trace["thinking_tokens"]]
+    cues = [i for i, t in enumerate(ids) if t in artifact.meta.features.cue_token_ids]
+    held = [i for i in cues if i + 1 < point.min_thinking_tokens]
+    assert held, "the first pass's cue came before the floor"
+    assert [e["at"] for e in scored] == [i + 1 for i in cues if i not in held]
+    assert [e["cue_index"] for e in scored] == list(range(len(held), len(cues)))
     assert lynx_server.metric("thinkctl_probe_evaluations_total") > before
-    off = ask(lclient, hardest.prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
+    off = ask(lclient, problem.prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
     assert "lynx" not in off.model_extra["thinkctl"]["controllers"]
 
 
