@@ -1,6 +1,6 @@
 """Serving cost: thinkctl against plain vLLM on the same model, with vLLM's own client.
 
-    thinkctl bench serve                          # default size: ~25 minutes on 2 CPU cores
+    thinkctl bench serve                          # default size: ~20 minutes on 2 CPU cores
     thinkctl bench serve --prompts 40 --rounds 1  # a smoke run
 
 Three servers with the same engine arguments, in vLLM's default mode (compiled, as users
