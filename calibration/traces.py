@@ -82,17 +82,16 @@ class Generator:
         self.spec = spec
 
     def _check_capture(self) -> None:
-        """As the server checks at start (server/engine/launch.py): after one tiny request,
+        """The server's start-up check (server/engine/launch.py): after one tiny request,
         every worker's hooks must have written."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        if not all(self.llm.collective_rpc("thinkctl_capture_reset")):
-            raise RuntimeError("a worker has no hidden-state capture installed")
-        tiny = SamplingParams(max_tokens=2, temperature=0.0)  # a prefill and a decode step
-        self.llm.generate([TokensPrompt(prompt_token_ids=[0, 1])], tiny, use_tqdm=False)
-        if not all(self.llm.collective_rpc("thinkctl_capture_written")):
-            raise RuntimeError("the hidden-state hooks did not run in the engine's forward pass")
+        installed = self.llm.collective_rpc("thinkctl_capture_reset")
+        tiny = SamplingParams(max_tokens=capture.CHECK_MAX_TOKENS, temperature=0.0)
+        self.llm.generate([TokensPrompt(prompt_token_ids=capture.CHECK_PROMPT_IDS)], tiny,
+                          use_tqdm=False)  # fmt: skip
+        capture.require_written(installed, self.llm.collective_rpc("thinkctl_capture_written"))
 
     def prompt_ids(self, question: str) -> list[int]:
         return self.tok.apply_chat_template(

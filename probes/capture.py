@@ -170,6 +170,23 @@ def install_on_load() -> None:
     _PATCHED = True
 
 
+# The start-up check's request (reset, serve it, ask): a two-token prefill and one decode step.
+CHECK_PROMPT_IDS = [0, 1]
+CHECK_MAX_TOKENS = 2
+
+
+def require_written(installed: Sequence[bool], written: Sequence[bool]) -> None:
+    """The start-up check's verdict over every worker's answers: a probe fed stale zeros
+    would exit on noise, so an engine whose hooks did not write must not serve it."""
+    if not all(installed):
+        raise RuntimeError("a worker has no hidden-state capture installed")
+    if not all(written):
+        raise RuntimeError(
+            "the probe's hidden-state hooks did not run inside the engine's forward pass; "
+            "start the engine with --enforce-eager (enforce_eager=True)"
+        )
+
+
 class CaptureExtension:
     """Worker-extension methods (mixed into vLLM's Worker, called by `collective_rpc`) to
     check that the hooks run in the engine as configured: reset, serve a request, then

@@ -64,15 +64,10 @@ def start_engine(
 
 async def check_capture(engine: AsyncLLM) -> None:
     """Serve one tiny request and check that every worker's hooks wrote its features, in
-    whatever mode the engine runs (eager, compiled, CUDA graphs): a probe fed stale
-    zeros would exit on noise, so a capture that does not run refuses to serve."""
-    if not all(await engine.collective_rpc("thinkctl_capture_reset")):
-        raise RuntimeError("a worker has no hidden-state capture installed")
-    params = SamplingParams(max_tokens=2, temperature=0.0)  # a prefill and a decode step
-    async for _ in engine.generate({"prompt_token_ids": [0, 1]}, params, uuid.uuid4().hex):
+    whatever mode the engine runs (eager, compiled, CUDA graphs; probes/capture.py)."""
+    installed = await engine.collective_rpc("thinkctl_capture_reset")
+    params = SamplingParams(max_tokens=capture.CHECK_MAX_TOKENS, temperature=0.0)
+    prompt = {"prompt_token_ids": capture.CHECK_PROMPT_IDS}
+    async for _ in engine.generate(prompt, params, uuid.uuid4().hex):
         pass
-    if not all(await engine.collective_rpc("thinkctl_capture_written")):
-        raise RuntimeError(
-            "the probe's hidden-state hooks did not run inside the engine's forward pass; "
-            "serve with --enforce-eager"
-        )
+    capture.require_written(installed, await engine.collective_rpc("thinkctl_capture_written"))
