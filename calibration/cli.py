@@ -161,6 +161,7 @@ def fit_and_report(
     }
     natural = lynx.replay(tr, test_tr, np.zeros(len(y), bool))
     best = lynx.oracle(tr, test_tr)
+    ceiling = lynx.ceiling(tr, test_tr, np.where(keep, p_all, -1.0))
     q_ev = tr.question[ev.trace]
     pool = keep & (masks["cal"][q_ev] | masks["test"][q_ev])
     resplit = lynx.resplit_event_rates(p_all, y, q_ev, pool, list(args.deltas), seed=args.seed)
@@ -209,7 +210,7 @@ def fit_and_report(
         "probe": {"kind": fitted.kind, "layers": list(spec.layers),
                   "confidence": fitted.confidence, "dim": spec.dim(facts.hidden_size),
                   "auc": auc, "auc_val": fitted.auc_val, "auc_test": auc_test},
-        "natural": vars(natural), "oracle": vars(best),
+        "natural": vars(natural), "oracle": vars(best), "ceiling": ceiling,
         "deltas": rows, "effort": effort, "effort_test": effort_test,
     }  # fmt: skip
 

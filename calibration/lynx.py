@@ -130,6 +130,48 @@ def oracle(traces: Traces, trace_ids: np.ndarray) -> Replay:
     return replay(traces, trace_ids, traces.events.label == 1)
 
 
+def ceiling(traces: Traces, trace_ids: np.ndarray, p: np.ndarray, max_loss: float = 0.01) -> dict:
+    """The most thinking any one threshold on the probe's score saves on these traces while
+    keeping accuracy within `max_loss` of natural, the threshold chosen on the same traces.
+
+    Every δ exits at the first cue whose score clears max(q0, 1 - q1): one threshold on
+    the same score. So this hindsight optimum bounds what any δ could give this probe on
+    these traces; a target above it needs a better probe, not another δ. `p` is -1 where
+    an event may not exit (malformed label)."""
+    ev = traces.events
+    on = np.isin(ev.trace, trace_ids)
+    order = np.where(on)[0][np.lexsort((ev.position[on], ev.trace[on]))]
+    tr = ev.trace[order]
+    # Scores as ranks among the candidate thresholds (-1: exit at every first cue), so that
+    # the arithmetic below is exact; "score > t" becomes "rank > index of t".
+    thresholds = np.unique(np.r_[-1.0, p[order]])
+    rank = np.searchsorted(thresholds, p[order])
+    # The highest rank among a trace's earlier cues: event j is its trace's first exit for
+    # exactly the thresholds from that one up to, not including, its own. Offsetting by
+    # the trace's index lets one running maximum restart at each trace.
+    starts = np.r_[True, tr[1:] != tr[:-1]]
+    offset = np.cumsum(starts) * len(thresholds)
+    running = np.maximum.accumulate(rank + offset) - offset
+    before = np.where(starts, -1, np.r_[-1, running[:-1]])
+    natural_len = traces.thinking_tokens[tr].astype(float)
+    saved = natural_len - (ev.position[order] + 1)
+    gained = (ev.label[order] == 1).astype(float) - traces.correct[tr]
+    n = len(trace_ids)
+    base_tokens = float(traces.thinking_tokens[trace_ids].sum())
+    base_correct = float(traces.correct[trace_ids].sum())
+    best = {"threshold": None, "accuracy": base_correct / n,
+            "mean_thinking_tokens": base_tokens / n, "savings": 0.0}  # fmt: skip
+    for i, t in enumerate(thresholds):
+        first = (rank > i) & (before <= i)
+        lost, cut = -gained[first].sum(), saved[first].sum()
+        # Counted in traces, so that "within one point" is not at the mercy of rounding.
+        if lost <= max_loss * n + 1e-9 and cut / base_tokens > best["savings"]:
+            best = {"threshold": float(t), "accuracy": float((base_correct - lost) / n),
+                    "mean_thinking_tokens": float((base_tokens - cut) / n),
+                    "savings": float(cut / base_tokens)}  # fmt: skip
+    return {**best, "max_accuracy_loss": max_loss}
+
+
 def event_premature_rate(th: Thresholds, p: np.ndarray, y: np.ndarray) -> float:
     """Share of class-0 events (exiting is wrong) where the policy exits."""
     neg = y == 0

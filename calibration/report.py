@@ -43,9 +43,12 @@ def plots(out: Path, report: dict, p_test: np.ndarray, y_test: np.ndarray) -> li
             label="LYNX (δ grid)")  # fmt: skip
     for r in rows:
         ax.annotate(f"δ={r['delta']}", (r["mean_thinking_tokens"], r["accuracy"]), fontsize=7)
-    for key, marker in (("natural", "k*"), ("oracle", "g^")):
+    for key, marker in (("natural", "k*"), ("oracle", "g^"), ("ceiling", "rx")):
+        if report.get(key, {}).get("mean_thinking_tokens") is None:
+            continue
+        label = "probe's ceiling (hindsight)" if key == "ceiling" else key
         ax.plot(report[key]["mean_thinking_tokens"], report[key]["accuracy"], marker, ms=10,
-                label=key)  # fmt: skip
+                label=label)  # fmt: skip
     ax.set(xlabel="mean thinking tokens", ylabel="accuracy",
            title="Accuracy vs thinking (held-out traces, replayed)")  # fmt: skip
     ax.legend()
@@ -88,6 +91,7 @@ def markdown(report: dict, images: list[str]) -> str:
         f"{report['natural']['mean_thinking_tokens']:.1f} thinking tokens; oracle "
         f"{report['oracle']['accuracy']:.3f} at {report['oracle']['mean_thinking_tokens']:.1f}.",
         "",
+        *_ceiling(report),
         "| δ | premature exits / class-0 event | same, mean ± sd over 200 re-splits "
         "| bound δ+1/(n₀+1) | re-splits within their bound | premature exits / trace "
         "| accuracy | mean thinking | saved vs natural | share of oracle savings |",
@@ -130,6 +134,21 @@ def markdown(report: dict, images: list[str]) -> str:
         )
     lines += ["", *[f"![{name}]({name})" for name in images], ""]
     return "\n".join(lines)
+
+
+def _ceiling(report: dict) -> list[str]:
+    c = report.get("ceiling")
+    if not c or c["threshold"] is None:
+        return []
+    return [
+        f"Ceiling of this probe: the best any one threshold on its score does on the "
+        f"held-out traces within {100 * c['max_accuracy_loss']:g} point of natural accuracy, the "
+        f"threshold chosen on those traces themselves, is {c['savings']:.1%} saved "
+        f"({c['mean_thinking_tokens']:.1f} thinking tokens, accuracy {c['accuracy']:.3f}). "
+        f"Every δ is such a threshold, so no δ saves more here at that accuracy; "
+        f"hindsight, not a policy.",
+        "",
+    ]
 
 
 def write(out: Path, report: dict, p_test: np.ndarray, y_test: np.ndarray) -> None:

@@ -116,3 +116,53 @@ def test_resplits_report_mean_spread_and_how_often_one_split_passes():
     (mean, sd, share), = lynx.resplit_event_rates(noise, y, question, pool, [0.1],
                                                   n_splits=50).values()  # fmt: skip
     assert 0.05 < mean < 0.15 and sd > 0 and 0 < share < 1
+
+
+# Per trace: cue events (distinct positions, forced-exit label, probe score), the natural
+# end after them, and whether the natural answer is right.
+scored_specs = st.lists(
+    st.tuples(
+        st.dictionaries(
+            st.integers(0, 99), st.tuples(st.booleans(), st.floats(0, 1)), min_size=1, max_size=5
+        ),  # fmt: skip
+        st.integers(1, 30),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(scored_specs, st.sampled_from([0.0, 0.1, 0.3]))
+def test_ceiling_is_the_best_single_threshold_within_the_accuracy_loss(spec, loss):
+    cues = [sorted(evs.items()) for evs, _, _ in spec]
+    tr = make_traces([[(pos, int(ok)) for pos, (ok, _) in c] for c in cues],
+                     [max(evs) + 1 + extra for evs, extra, _ in spec])  # fmt: skip
+    tr.correct[:] = [int(right) for _, _, right in spec]
+    p = np.array([score for c in cues for _, (_, score) in c])
+    ids = np.arange(len(spec))
+    natural = lynx.replay(tr, ids, np.zeros(len(p), bool))
+    best = lynx.ceiling(tr, ids, p, max_loss=loss)
+    for t in [-1.0, *np.unique(p)]:  # every distinct exit rule "score > t"
+        r = lynx.replay(tr, ids, p > t)
+        if r.accuracy >= natural.accuracy - loss - 1e-9:
+            assert (
+                1 - r.mean_thinking_tokens / natural.mean_thinking_tokens <= best["savings"] + 1e-9
+            )
+    if best["threshold"] is not None:  # what it reports is what its threshold replays to
+        r = lynx.replay(tr, ids, p > best["threshold"])
+        assert np.isclose(r.mean_thinking_tokens, best["mean_thinking_tokens"])
+        assert np.isclose(r.accuracy, best["accuracy"])
+
+
+def test_no_delta_saves_more_than_the_ceiling_at_its_accuracy():
+    tr, p, y = synthetic_set()
+    ids = np.arange(len(tr.question))
+    cal = Calibration.from_probs(p, y)
+    natural = lynx.replay(tr, ids, np.zeros(len(p), bool))
+    best = lynx.ceiling(tr, ids, p, max_loss=0.05)
+    assert best["savings"] > 0
+    for d in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3):
+        r = lynx.replay(tr, ids, cal.thresholds(d).exits_many(p))
+        if r.accuracy >= natural.accuracy - 0.05:
+            assert 1 - r.mean_thinking_tokens / natural.mean_thinking_tokens <= best["savings"]
