@@ -19,7 +19,6 @@ vLLM does for discarded chunked-prefill samples) gives the same action.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import torch
@@ -41,8 +40,7 @@ class StepView(NamedTuple):
     hidden: Callable[[], torch.Tensor] | None = None
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """What to do with the next token. The empty action leaves the logits alone.
 
     - `force`: a token sequence to emit from this step on, one token per step.
@@ -51,10 +49,12 @@ class Action:
     - `reason`: the exit/intervention reason reported in the control trace.
     - `detail`: numbers that explain the decision (e.g. a probe's score), for the trace.
     - `note`: report `detail` in the trace even when the action changes nothing.
+
+    A tuple, like `StepView`: one or two are built per request and decode step.
     """
 
     force: tuple[int, ...] = ()
-    ban: frozenset[int] = field(default_factory=frozenset)
+    ban: frozenset[int] = frozenset()
     shift: tuple[tuple[int, float], ...] = ()
     reason: str = ""
     detail: tuple[tuple[str, float], ...] = ()

@@ -77,6 +77,7 @@ class ControlStack:
         bans: set[int] = set()
         shifts: dict[int, float] = {}
         shifted_by: dict[int, tuple[str, str]] = {}
+        acting, last = 0, LEAVE  # how many controllers change the logits, and the latest
         for controller in self.controllers:
             action = controller.decide(view)
             if action.note and not (action.force and force is None):
@@ -85,6 +86,7 @@ class ControlStack:
                 )
             if action.is_empty:
                 continue
+            acting, last = acting + 1, action
             if action.force and force is None:
                 force = action
                 self.events.append(
@@ -100,8 +102,10 @@ class ControlStack:
         if force is not None:
             self._forced, self._forced_from = force.force, n
             return Action(force=force.force[:1], reason=force.reason)
-        if not bans and not shifts:
+        if not acting:
             return LEAVE
+        if acting == 1:  # nothing to merge (the usual step): that controller's own action
+            return last
         return Action(ban=frozenset(bans), shift=tuple(shifts.items()))
 
     def _note_soft_exit(self, output_ids: Sequence[int]) -> None:

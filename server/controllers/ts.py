@@ -34,15 +34,14 @@ class TSController:
 
     def __init__(self, params: TSParams) -> None:
         self.params = params
-        self._log_s = math.log(params.strength)
+        # log_odds shifts by the same amount at every step: one Action, built once.
+        self._log_odds = Action(shift=((params.end_id, math.log(params.strength)),), reason="ts")
 
     def decide(self, view: StepView) -> Action:
         p = self.params
         if view.phase is not Phase.THINKING or p.strength == 1:
             return LEAVE
         if p.form == "log_odds":
-            delta = self._log_s
-        else:
-            z = float(view.logits[p.end_id])
-            delta = z / p.strength - z
-        return Action(shift=((p.end_id, delta),), reason="ts")
+            return self._log_odds
+        z = float(view.logits[p.end_id])
+        return Action(shift=((p.end_id, z / p.strength - z),), reason="ts")

@@ -71,6 +71,22 @@ def test_precedence_force_beats_ban_and_bans_union_and_shifts_add():
     assert first.force == (9,) and not first.ban
 
 
+@given(st.lists(st.sampled_from(["leave", "ban", "shift", "both"]), min_size=1, max_size=4))
+def test_one_acting_controller_acts_exactly_as_a_merge_would(kinds):
+    # The stack passes a lone acting controller's action through unmerged: the logits it
+    # yields must equal those of the same action merged with empty ones.
+    made = {"leave": Action(), "ban": Action(ban=frozenset({2})),
+            "shift": Action(shift=((6, 1.5), (6, 0.5)), reason="s"),
+            "both": Action(ban=frozenset({4}), shift=((8, -1.0),))}  # fmt: skip
+    stack = ControlStack([Fixed(str(i), made[k]) for i, k in enumerate(kinds)], DELIMS)
+    got = logits()
+    apply_action(stack.step([], got), got)
+    want = logits()
+    for k in kinds:
+        apply_action(made[k], want)
+    assert torch.equal(got, want)
+
+
 def test_apply_action_masks_everything_but_the_forced_token():
     row = logits(3)
     apply_action(Action(force=(6,)), row)
