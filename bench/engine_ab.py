@@ -1,6 +1,6 @@
 """Engine-side cost of thinkctl's control: plain vLLM and thinkctl's engine, paired.
 
-    thinkctl bench engine                           # default size: ~15 minutes on 2 CPU cores
+    thinkctl bench engine                           # 12 rounds: ~11 minutes on 2 CPU cores
     thinkctl bench engine --rounds 2 --prompts 64   # a smoke run
 
 Why beside `bench serve`: there, a round of plain vLLM alone ranges over a factor of two
@@ -71,16 +71,16 @@ async def _arm(
     engine, prompts: list[list[int]], concurrency: int, spec: dict | None, collector=None
 ) -> dict:
     """One closed-loop run: output tokens, seconds, and (thinkctl's engine) how many cues
-    the probe scored and how many times a controller forced tokens, from its events."""
+    the probe scored and how many of them exited, from the control events."""
     from vllm import SamplingParams
 
     from server.controllers.spec import ID_KEY, SPEC_KEY
 
     gate = asyncio.Semaphore(concurrency)
-    tokens, scored, forced = 0, 0, 0
+    tokens, scored, exits = 0, 0, 0
 
     async def one(i: int) -> None:
-        nonlocal tokens, scored, forced
+        nonlocal tokens, scored, exits
         rid = uuid.uuid4().hex
         wire = None if spec is None else {SPEC_KEY: spec, ID_KEY: rid}
         params = SamplingParams(max_tokens=MAX_TOKENS, temperature=0.6, extra_args=wire)
@@ -90,14 +90,14 @@ async def _arm(
                 final = out
             tokens += len(final.outputs[0].token_ids)
         for event in collector.take(rid) if collector is not None else ():
-            scored += event.controller == "lynx"
-            forced += not event.note
+            if event.controller == "lynx":  # a note when it let thinking go on
+                scored, exits = scored + 1, exits + (not event.note)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(len(prompts))))
     seconds = time.perf_counter() - t0
     return {"tokens": tokens, "seconds": seconds, "tok_s": tokens / seconds,
-            "cues_scored": scored, "forced": forced}  # fmt: skip
+            "cues_scored": scored, "lynx_exits": exits}  # fmt: skip
 
 
 def summarise(rounds: list[dict[str, dict]]) -> dict:
@@ -107,7 +107,7 @@ def summarise(rounds: list[dict[str, dict]]) -> dict:
     for arm in arms:
         out["tok_s"][arm] = [round(r[arm]["tok_s"]) for r in rounds]
         out["events"][arm] = {k: sum(r[arm].get(k, 0) for r in rounds)
-                              for k in ("cues_scored", "forced")}  # fmt: skip
+                              for k in ("cues_scored", "lynx_exits")}  # fmt: skip
         if arm == "plain":
             continue
         ratios = [r[arm]["tok_s"] / r["plain"]["tok_s"] for r in rounds]

@@ -19,7 +19,7 @@ def test_smoke_run_scores_cues_without_exits_and_writes_ratios(tmp_path):
     assert all(t > 0 for ts in result["tok_s"].values() for t in ts)
     # The probe ran at cues (the arm measured what it claims to) and never exited.
     assert result["events"]["lynx"]["cues_scored"] > 0
-    assert result["events"]["lynx"]["forced"] == 0
+    assert result["events"]["lynx"]["lynx_exits"] == 0
     lo, hi = result["ratio"]["lynx"]["ci95"]
     assert lo <= result["ratio"]["lynx"]["mean"] <= hi
     assert (tmp_path / "engine_ab.md").is_file()
@@ -27,7 +27,7 @@ def test_smoke_run_scores_cues_without_exits_and_writes_ratios(tmp_path):
 
 def test_ratios_pair_each_arm_with_plain_in_the_same_round():
     def arm(tok_s):
-        return {"tok_s": tok_s, "cues_scored": 3, "forced": 0}
+        return {"tok_s": tok_s, "cues_scored": 3, "lynx_exits": 0}
 
     rounds = [
         {"plain": arm(100.0), "lynx": arm(90.0)},
@@ -41,4 +41,4 @@ def test_ratios_pair_each_arm_with_plain_in_the_same_round():
     lo, hi = lynx["ci95"]
     assert lo < 0.95 < hi and hi - lo == pytest.approx(2 * 4.303 * 0.05 / 3**0.5, abs=2e-3)
     assert out["tok_s"]["plain"] == [100, 300, 200]
-    assert out["events"]["lynx"] == {"cues_scored": 9, "forced": 0}
+    assert out["events"]["lynx"] == {"cues_scored": 9, "lynx_exits": 0}
