@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -51,9 +52,9 @@ def _specs(tok, model_cfg: dict) -> dict[str, dict | None]:
     from server.config import ServerConfig
     from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec, TSSpec
 
-    start, end = tok.convert_tokens_to_ids(["<think>", "</think>"])
+    start, end = tok.convert_tokens_to_ids([ServerConfig.think_start, ServerConfig.think_end])
     close = [end, *tok.encode(model_cfg["answer_inducer"], add_special_tokens=False)]
-    wait_string = model_cfg.get("wait_string", ServerConfig.wait_string)  # a class default
+    wait_string = model_cfg.get("wait_string", ServerConfig.wait_string)  # class defaults
     wait = tok.encode(wait_string, add_special_tokens=False)
     stop = sorted({end, tok.eos_token_id})
     budget = BudgetSpec(max=440, min=0, close=close, wait=wait, stop=stop)
@@ -187,6 +188,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="thinkctl bench engine", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="testbed/model", help="model folder")
     p.add_argument("--probe", type=Path, help="default: MODEL/probe")
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     result = asyncio.run(run(args))
     result["run"] = {
-        "command": "thinkctl bench engine " + " ".join(argv or []), "rounds": args.rounds,
+        "command": "thinkctl bench engine " + " ".join(argv), "rounds": args.rounds,
         "prompts": args.prompts, "concurrency": args.concurrency, "max_tokens": MAX_TOKENS,
         "machine": platform.platform(), "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - started, 1),
