@@ -40,10 +40,9 @@ from pathlib import Path
 
 from scipy import stats
 
+from bench.serve import DELTA_NEVER, KV_CACHE_BYTES, MAX_NUM_SEQS, MAX_TOKENS
 from testbed import tasks
 
-MAX_TOKENS = 450
-DELTA_NEVER = 0.001  # below 1/(n0 + 1) of any shipped calibration: scores, never exits
 PAUSE_S = 2.0  # vLLM's readers spin for 1 s after their last message (shm_broadcast)
 
 
@@ -152,12 +151,9 @@ async def run(args: argparse.Namespace) -> dict:
     tok = AutoTokenizer.from_pretrained(model)
     cfg = json.loads((Path(model) / "thinkctl.json").read_text())
     specs = _specs(tok, cfg)
-    prompts = [
-        tok.apply_chat_template([{"role": "user", "content": p.prompt()}],
-                                add_generation_prompt=True, tokenize=True, return_dict=False)
-        for p in tasks.held_out("test")[: args.prompts]
-    ]  # fmt: skip
-    engine_args = AsyncEngineArgs(model=model, kv_cache_memory_bytes=2 << 30, max_num_seqs=64)
+    prompts = tasks.prompt_ids(tok, tasks.held_out("test")[: args.prompts])
+    engine_args = AsyncEngineArgs(model=model, kv_cache_memory_bytes=KV_CACHE_BYTES,
+                                  max_num_seqs=MAX_NUM_SEQS)  # fmt: skip
     os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"  # as start_engine sets it for thinkctl's
     # Plain first: start_engine leaves the probe's environment set for later spawns.
     plain = AsyncLLM.from_engine_args(engine_args, usage_context=UsageContext.OPENAI_API_SERVER)

@@ -58,7 +58,9 @@ from bench.server_process import start_server, start_vllm, stop_server
 from testbed import tasks
 
 MAX_TOKENS = 450
-ENGINE_ARGS = ["--kv-cache-memory-bytes", str(2 << 30), "--max-num-seqs", "64"]
+KV_CACHE_BYTES, MAX_NUM_SEQS = 2 << 30, 64
+ENGINE_ARGS = ["--kv-cache-memory-bytes", str(KV_CACHE_BYTES), "--max-num-seqs", str(MAX_NUM_SEQS)]
+DELTA_NEVER = 0.001  # below 1/(n0 + 1) of any shipped calibration: scores every cue, never exits
 # Idle keep-alive connections live 60 s on every server (vLLM's default is 5 s): on 2 cores the
 # engine can keep the benchmark client off the CPU for seconds between two requests, and
 # aiohttp then reuses a connection the server has just closed ("Server disconnected").
@@ -69,7 +71,7 @@ SCENARIOS: dict[str, tuple[str, dict]] = {  # name -> (server, extra body)
     "step_controllers": (
         "thinkctl", {"thinkctl": {"max_thinking_tokens": 440, "ts": {"strength": 1.01}}}
     ),
-    "lynx": ("probe", {"thinkctl": {"lynx": {"delta": 0.001}}}),
+    "lynx": ("probe", {"thinkctl": {"lynx": {"delta": DELTA_NEVER}}}),
     "effort_medium": ("thinkctl", {"reasoning_effort": "medium"}),
     "lynx_effort_medium": ("probe", {"reasoning_effort": "medium"}),
 }  # fmt: skip

@@ -49,11 +49,7 @@ def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
     close = [end_id, *tok.encode(INDUCER, add_special_tokens=False)]
     cue_ids = tok.convert_tokens_to_ids(list(CUES))
     problems = tasks.held_out("test")[:n]
-    prompts = [
-        tok.apply_chat_template([{"role": "user", "content": p.prompt()}],
-                                add_generation_prompt=True, tokenize=True, return_dict=False)
-        for p in problems
-    ]  # fmt: skip
+    prompts = tasks.prompt_ids(tok, problems)
     room = llm.llm_engine.model_config.max_model_len - max(map(len, prompts))
     sample = SamplingParams(temperature=temperature, max_tokens=room)
     t0 = time.time()

@@ -40,9 +40,7 @@ def sample_first_passes(model_dir: Path, samples: int, seed: int) -> dict[str, n
     for _ in range(samples):
         for b0 in range(0, len(problems), 250):
             batch = problems[b0 : b0 + 250]
-            prompts = [tok.apply_chat_template([{"role": "user", "content": p.prompt()}],
-                                               add_generation_prompt=True, tokenize=True,
-                                               return_dict=False) for p in batch]  # fmt: skip
+            prompts = tasks.prompt_ids(tok, batch)
             width = max(map(len, prompts))
             ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
             mask = (ids != tok.pad_token_id).long()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 OPS = ("+", "-", "*")
@@ -85,6 +85,15 @@ def held_out(split: str) -> list[Problem]:
     if split == "test":
         return _draw(_SPLIT_SEEDS["test"], SPLIT_SIZES["test"], set(held_out("calibration")))
     raise ValueError(f"no held-out split {split!r}; choose calibration or test")
+
+
+def prompt_ids(tok, problems: Iterable[Problem]) -> list[list[int]]:
+    """Each problem as a one-turn chat, through `tok`'s chat template, ready to generate."""
+    return [
+        tok.apply_chat_template([{"role": "user", "content": p.prompt()}],
+                                add_generation_prompt=True, tokenize=True, return_dict=False)
+        for p in problems
+    ]  # fmt: skip
 
 
 def train_stream(seed: int) -> Iterator[Problem]:
