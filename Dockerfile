@@ -8,6 +8,7 @@ WORKDIR /opt/thinkctl
 COPY pyproject.toml README.md ./
 COPY thinkctl ./thinkctl
 COPY server ./server
+COPY engine ./engine
 COPY probes ./probes
 COPY calibration ./calibration
 COPY bench ./bench

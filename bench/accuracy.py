@@ -11,7 +11,7 @@ an interrupted run loses nothing. Settings are named `none`, `budget:N`, `ts:S`,
 (e.g. `budget:60+ts:100`).
 
 The oracle frontier: for each trace of the `none` setting, the earliest cue whose forced
-exit (calibration/forced_exit.py) answers correctly, the best any exit policy could do
+exit (probes/forced_exit.py) answers correctly, the best any exit policy could do
 on that trace; traces without one keep their full length and their own correctness.
 
 LYNX settings: `lynx:D` (delta D) and `lynx_effort:LEVEL` (effort through the probe's
@@ -38,7 +38,9 @@ from bench import report
 from bench.server_process import start_server, stop_server
 from calibration import datasets
 from calibration.datasets import Dataset
+from probes import model_folder
 from probes.cues import cue_token_ids_of
+from probes.forced_exit import forced_exits
 from testbed import tasks
 
 DEFAULT_SETTINGS = (
@@ -133,22 +135,25 @@ async def run_grid(
     bar.close()
 
 
+def think_tokens(model_dir: Path, tokenizer=None) -> model_folder.ThinkTokens:
+    """The folder's conventions (probes/model_folder.py): the oracle's forced exits close
+    thinking exactly as the server's do."""
+    return model_folder.read(model_dir, tokenizer)
+
+
 def oracle_rows(model_dir: Path, results: Path, data: Dataset) -> list[dict]:
     """Earliest correct forced exit of every `none` trace, through an offline vLLM engine."""
-    from vllm import LLM
-
-    from calibration.forced_exit import answer_forced_exits, forced_exits
+    from engine.offline import OfflineEngine
 
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     natural = [r for r in rows if r["setting"] == "none"]
-    llm = LLM(model=str(model_dir), seed=0, kv_cache_memory_bytes=1 << 30,
-              enable_prefix_caching=True)  # fmt: skip
-    tok = llm.get_tokenizer()
-    inducer = _inducer(model_dir)
-    close = [tok.convert_tokens_to_ids("</think>"), *tok.encode(inducer, add_special_tokens=False)]
+    engine = OfflineEngine(str(model_dir), seed=0)
+    tok = engine.tokenizer
+    think = think_tokens(model_dir, tok)
+    inducer = think.conventions.answer_inducer
     exits = forced_exits([r["prompt_ids"] for r in natural], [r["output_ids"] for r in natural],
-                         cue_token_ids_of(tok), close)  # fmt: skip
-    answers = answer_forced_exits(llm, exits)
+                         cue_token_ids_of(tok), think.close())  # fmt: skip
+    answers = engine.greedy_ids([e.prompt_ids for e in exits])
     earliest: dict[int, int] = {}
     for e, ans in zip(exits, answers, strict=True):
         q = natural[e.trace]["problem"]
@@ -163,14 +168,6 @@ def oracle_rows(model_dir: Path, results: Path, data: Dataset) -> list[dict]:
             "thinking_tokens": cut if cut is not None else r["thinking_tokens"],
         })  # fmt: skip
     return out
-
-
-def _inducer(model_dir: Path) -> str:
-    """The model folder's answer inducer (thinkctl.json), else the start of a boxed answer."""
-    path = model_dir / "thinkctl.json"
-    if path.is_file():
-        return json.loads(path.read_text()).get("answer_inducer", "\\boxed{")
-    return "\\boxed{"
 
 
 def _model_dir(model: str) -> Path:

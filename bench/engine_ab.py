@@ -12,7 +12,7 @@ token). So this measures the engine alone, in one process, with no client and no
 
 - two `AsyncLLM` engines on the same model and engine arguments stay up for the whole
   run: `plain` is vLLM's, with nothing of thinkctl's; the other is built the way
-  `thinkctl serve --probe` builds it (server/engine/launch.py: its logits processors,
+  `thinkctl serve --probe` builds it (engine/launch.py: its logits processors,
   the worker extension, the probe's hooks), both in vLLM's default compiled mode;
 - every round runs each arm once on the same prompts (a closed loop at a fixed
   concurrency, T = 0.6), in an order that rotates from round to round,
@@ -46,25 +46,32 @@ from testbed import tasks
 PAUSE_S = 2.0  # vLLM's readers spin for 1 s after their last message (shm_broadcast)
 
 
-def _specs(tok, model_cfg: dict) -> dict[str, dict | None]:
-    """Each arm's control spec, in the form the HTTP side sends it to the engine."""
+def _specs(model: str, tok, probe: str) -> dict[str, dict | None]:
+    """Each arm's control spec, as the server's request plan makes it from the arm's
+    `thinkctl` options, in the form the HTTP side sends it to the engine."""
+    from probes import model_folder
+    from probes.artifact import ProbeArtifact
     from server.config import ServerConfig
-    from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec, TSSpec
+    from server.model_info import ModelInfo
+    from server.plan import plan
+    from server.probe_config import ProbeConfig
+    from server.protocol import ChatCompletionRequest
 
-    start, end = tok.convert_tokens_to_ids([ServerConfig.think_start, ServerConfig.think_end])
-    close = [end, *tok.encode(model_cfg["answer_inducer"], add_special_tokens=False)]
-    wait_string = model_cfg.get("wait_string", ServerConfig.wait_string)  # class defaults
-    wait = tok.encode(wait_string, add_special_tokens=False)
-    stop = sorted({end, tok.eos_token_id})
-    budget = BudgetSpec(max=440, min=0, close=close, wait=wait, stop=stop)
-    specs = {
+    probe_cfg = ProbeConfig.from_artifact(probe, ProbeArtifact.load(probe))
+    config = ServerConfig(model_name=model, probe=probe_cfg)
+    info = ModelInfo(model, model_folder.read(model, tok), max_model_len=MAX_TOKENS + 64)
+    options = {
         "none": None,
-        "step_controllers": ControlSpec(
-            think=(start, end), budget=budget, ts=TSSpec(strength=1.01)
-        ),
-        "lynx": ControlSpec(think=(start, end), lynx=LynxSpec(delta=DELTA_NEVER, close=close)),
+        "step_controllers": {"max_thinking_tokens": 440, "ts": {"strength": 1.01}},
+        "lynx": {"lynx": {"delta": DELTA_NEVER}},
     }
-    return {k: None if v is None else v.model_dump(mode="json") for k, v in specs.items()}
+    specs: dict[str, dict | None] = {}
+    for arm, opts in options.items():
+        req = ChatCompletionRequest(model=model, messages=[{"role": "user", "content": "1"}],
+                                    thinkctl=opts)  # fmt: skip
+        spec = plan(req, info, config).spec
+        specs[arm] = None if spec is None else spec.model_dump(mode="json")
+    return specs
 
 
 async def _arm(
@@ -144,13 +151,12 @@ async def run(args: argparse.Namespace) -> dict:
     from vllm.usage.usage_lib import UsageContext
     from vllm.v1.engine.async_llm import AsyncLLM
 
+    from engine.launch import start_engine
     from probes.artifact import ProbeArtifact
-    from server.engine.launch import start_engine
 
     model, probe = str(args.model), str(args.probe or Path(args.model) / "probe")
     tok = AutoTokenizer.from_pretrained(model)
-    cfg = json.loads((Path(model) / "thinkctl.json").read_text())
-    specs = _specs(tok, cfg)
+    specs = _specs(model, tok, probe)
     prompts = tasks.prompt_ids(tok, tasks.held_out("test")[: args.prompts])
     engine_args = AsyncEngineArgs(model=model, kv_cache_memory_bytes=KV_CACHE_BYTES,
                                   max_num_seqs=MAX_NUM_SEQS)  # fmt: skip

@@ -4,7 +4,7 @@
     python -m bench.step_cost --rows 64 --vocab 151936
 
 Times, per decode step of a whole batch (one thread, as vLLM's CPU worker runs), thinkctl's
-logits processor (server/engine/logits_processor.py) driven as vLLM's runner drives it:
+logits processor (engine/logits_processor.py) driven as vLLM's runner drives it:
 every row a request of one kind, one new token per row and step, a cue word every 16
 tokens (about the testbed's rate). Kinds: no control (the processor's fixed cost), LYNX
 (the confidence feed, the control stacks, and at cues the features and a logistic probe
@@ -27,11 +27,11 @@ import torch
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate
 
+from engine.logits_processor import ThinkctlLogitsProcessor
 from probes import capture
 from probes.confidence import ConfidenceFeed, SampledConfidence
 from probes.probe import Probe
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
-from server.engine.logits_processor import ThinkctlLogitsProcessor
 
 THINK, END, CUE, WORD = 1, 2, 3, 7
 CUE_EVERY = 16
@@ -39,7 +39,7 @@ FEATURES = 4 * 128 + 1  # the testbed's probe: 4 blocks of 128, plus the confide
 
 
 class _Probe:
-    """The engine side's probe (server/engine/probe_runtime.py): a logistic probe on random
+    """The engine side's probe (engine/probe_runtime.py): a logistic probe on random
     weights, thresholds no score reaches (every cue is scored, none exits)."""
 
     cue_ids = frozenset({CUE})

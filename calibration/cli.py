@@ -14,7 +14,6 @@ OUT/work are reused when the command is run again.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -24,16 +23,17 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from calibration import datasets, lynx, report, traces
+from probes import model_folder
 from probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta
 from probes.cues import DEFAULT_CUES, cue_token_ids_of
 from probes.effort_table import GRID
 from probes.features import FeatureSpec, default_layers, model_facts
+from probes.model_folder import ThinkTokens
 
 DELTAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 # --confidence -> candidate probe inputs (True: hidden state + confidence value)
 CONFIDENCE = {"auto": (False, True), "on": (True,), "off": (False,)}
 DEFAULT_DELTA = 0.05
-MODEL_SETTINGS = "thinkctl.json"  # the model folder's own control conventions
 
 
 def _model_path(model: str) -> str:
@@ -42,13 +42,10 @@ def _model_path(model: str) -> str:
     return model
 
 
-def _inducer(model: str, given: str | None) -> str:
-    if given is not None:
-        return given
-    path = Path(model) / MODEL_SETTINGS
-    if path.is_file():
-        return json.loads(path.read_text()).get("answer_inducer", "\nFinal Answer:")
-    return "\nFinal Answer:"
+def think_tokens(model: str, args: argparse.Namespace, tokenizer=None) -> ThinkTokens:
+    """The model folder's conventions (probes/model_folder.py) under this command's flags."""
+    flags = {"think_end": args.think_end, "answer_inducer": args.answer_inducer}
+    return model_folder.read(model, tokenizer, flags=flags)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -71,7 +68,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="Probe inputs: the hidden state plus the sampled-token confidence since "
                    "the previous cue ('on'), the hidden state alone ('off'), or whichever "
                    "validates better ('auto')")  # fmt: skip
-    p.add_argument("--think-end", default="</think>")
+    p.add_argument("--think-end", help="Default: the model folder's thinkctl.json, else "
+                   f"{model_folder.THINK_END}.")  # fmt: skip
     p.add_argument("--answer-inducer", help="Default: the model folder's thinkctl.json.")
     p.add_argument("--deltas", type=lambda s: [float(x) for x in s.split(",")], default=DELTAS)
     p.add_argument("--default-delta", type=float, default=DEFAULT_DELTA)
@@ -92,19 +90,19 @@ def main(argv: list[str] | None = None) -> None:
 
     tok = AutoTokenizer.from_pretrained(model)
     facts = model_facts(AutoConfig.from_pretrained(model), tok)
-    end_id = tok.convert_tokens_to_ids(args.think_end)
-    if end_id is None or end_id == tok.unk_token_id:
-        raise SystemExit(f"thinkctl calibrate: {args.think_end!r} is not a token of {model}")
+    think = think_tokens(model, args, tok)
+    if think.end is None:
+        raise SystemExit(f"thinkctl calibrate: {think.conventions.think_end!r} is not one "
+                         f"token of {model}")  # fmt: skip
     cue_words = tuple(w.strip() for w in args.cues.split(",") if w.strip())
     spec = FeatureSpec(
         layers=args.layers or default_layers(facts.num_layers),
         cue_words=cue_words,
         cue_token_ids=tuple(cue_token_ids_of(tok, cue_words)),
-        think_end_id=end_id,
+        think_end_id=think.end,
         confidence=True,  # always recorded (last column); the fit decides whether to use it
     )
-    close_ids = [end_id, *tok.encode(_inducer(model, args.answer_inducer),
-                                     add_special_tokens=False)]  # fmt: skip
+    close_ids = think.close()
     data = datasets.load(args.data)
     if args.limit:
         data = datasets.Dataset(data.name, data.questions[: args.limit], data.check)

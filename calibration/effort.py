@@ -14,28 +14,26 @@ import statistics
 import sys
 from pathlib import Path
 
+from probes import model_folder
 from probes.effort_table import EFFORT_FILE, fit
 
 
 def natural_lengths(model: Path, prompts: list[str], temperature: float, seed: int) -> list[int]:
     """Thinking tokens of each prompt's natural run, through vLLM."""
-    from vllm import LLM, SamplingParams
-    from vllm.inputs import TokensPrompt
+    from engine.offline import OfflineEngine
 
-    llm = LLM(model=str(model), seed=seed, kv_cache_memory_bytes=1 << 30)
-    tok = llm.get_tokenizer()
-    end_id = tok.convert_tokens_to_ids("</think>")
+    engine = OfflineEngine(str(model), seed)
+    tok = engine.tokenizer
+    end_id = model_folder.read(model, tok).require_end()
     ids = [
         tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
                                 tokenize=True, return_dict=False)
         for p in prompts
     ]  # fmt: skip
-    room = llm.llm_engine.model_config.max_model_len - max(map(len, ids))
-    outs = llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids],
-                        SamplingParams(temperature=temperature, max_tokens=room))  # fmt: skip
+    room = engine.max_model_len - max(map(len, ids))
     lengths = []
-    for o in outs:
-        toks = list(o.outputs[0].token_ids)
+    for c in engine.generate(ids, room, temperature, progress=True):
+        toks = c.ids
         lengths.append(toks.index(end_id) if end_id in toks else len(toks))
     return lengths
 

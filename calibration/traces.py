@@ -8,19 +8,15 @@ that exists is not redone, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from calibration import recorder
 from calibration.datasets import Dataset
-from calibration.forced_exit import ForcedExit, answer_forced_exits
-from probes import capture
 from probes.features import FeatureSpec
+from probes.forced_exit import ForcedExit
 
 
 @dataclass
@@ -46,52 +42,15 @@ def _label(ok: bool | None) -> int:
     return -1 if ok is None else int(ok)
 
 
-@contextmanager
-def _environment(values: dict[str, str]):
-    """Set `values` while the engine starts (its processes inherit them), then restore."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 class Generator:
-    """An offline vLLM engine with the cue recorder installed; it runs the engine's default
-    mode (compiled unless `engine_kwargs` sets enforce_eager), as the server does."""
+    """An offline vLLM engine with the cue recorder installed (engine/offline.py)."""
 
     def __init__(self, model: str, spec: FeatureSpec, seed: int, engine_kwargs: dict) -> None:
-        from vllm import LLM
+        from engine.offline import OfflineEngine
 
-        with _environment(capture.environment(spec.layers)):
-            self.llm = LLM(
-                model=model,
-                seed=seed,
-                enable_prefix_caching=True,  # forced exits share their trace's prefix
-                logits_processors=[recorder.PROCESSOR],
-                worker_extension_cls=recorder.EXTENSION,
-                **engine_kwargs,
-            )
-        self._check_capture()
-        self.tok = self.llm.get_tokenizer()
+        self.engine = OfflineEngine(model, seed, record_layers=spec.layers, **engine_kwargs)
+        self.tok = self.engine.tokenizer
         self.spec = spec
-
-    def _check_capture(self) -> None:
-        """The server's start-up check (server/engine/launch.py): after one tiny request,
-        every worker's hooks must have written."""
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        installed = self.llm.collective_rpc("thinkctl_capture_reset")
-        tiny = SamplingParams(max_tokens=capture.CHECK_MAX_TOKENS, temperature=0.0)
-        self.llm.generate([TokensPrompt(prompt_token_ids=capture.CHECK_PROMPT_IDS)], tiny,
-                          use_tqdm=False)  # fmt: skip
-        capture.require_written(installed, self.llm.collective_rpc("thinkctl_capture_written"))
 
     def prompt_ids(self, question: str) -> list[int]:
         return self.tok.apply_chat_template(
@@ -110,28 +69,21 @@ class Generator:
         close_ids: list[int],
         answer_tokens: int,
     ) -> Traces:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
+        from engine.recorder import record_args
 
         prompts = [self.prompt_ids(data.questions[q]) for q in questions]
-        params = []
-        for i in range(len(questions)):
-            record = {"key": str(first_trace + i), "cues": list(self.spec.cue_token_ids),
-                      "end": self.spec.think_end_id,
-                      "confidence": self.spec.confidence}  # fmt: skip
-            params.append(SamplingParams(temperature=temperature, top_p=top_p,
-                                         max_tokens=max_tokens,
-                                         extra_args={recorder.RECORD_KEY: record}))  # fmt: skip
-        outs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False
-        )
-        records = {}
-        for worker_records in self.llm.collective_rpc("thinkctl_take_records"):
-            records.update(worker_records)
+        spec = self.spec
+        records = [
+            record_args(str(first_trace + i), spec.cue_token_ids, spec.think_end_id,
+                        spec.confidence)
+            for i in range(len(questions))
+        ]  # fmt: skip
+        outs = self.engine.generate(prompts, max_tokens, temperature, top_p, records)
+        records = self.engine.take_records()
         end = self.spec.think_end_id
         thinking, correct, closed, exits, feats = [], [], [], [], []
         for i, (q, prompt, out) in enumerate(zip(questions, prompts, outs, strict=True)):
-            ids = list(out.outputs[0].token_ids)
+            ids = out.ids
             closed.append(end in ids)
             thinking.append(ids.index(end) if end in ids else len(ids))
             correct.append(int(bool(data.check(q, self.tok.decode(ids)))))
@@ -140,7 +92,7 @@ class Generator:
                 exits.append(ForcedExit(first_trace + i, pos, (*prompt, *ids[: pos + 1],
                                                                 *close_ids)))  # fmt: skip
                 feats.append(np.frombuffer(raw, dtype=np.float32))
-        answers = answer_forced_exits(self.llm, exits, max_tokens=answer_tokens)
+        answers = self.engine.greedy_ids([e.prompt_ids for e in exits], answer_tokens)
         labels = []
         for e, a in zip(exits, answers, strict=True):
             q = questions[e.trace - first_trace]
@@ -161,8 +113,7 @@ class Generator:
         )
 
     def spec_dim(self) -> int:
-        cfg = self.llm.llm_engine.model_config.hf_config
-        return self.spec.dim(getattr(cfg, "get_text_config", lambda: cfg)().hidden_size)
+        return self.spec.dim(self.engine.hidden_size)
 
 
 def save(traces: Traces, path: Path) -> None:

@@ -19,11 +19,11 @@ tensor and an in-place copy into the buffer. So Dynamo traces them into vLLM's c
 graph and they run there, as they run in eager mode; `enforce_eager` is not needed.
 vLLM's compile cache is keyed on the model's code and config, not on hooks, so a worker
 with hooks must not load or save it (`VLLM_DISABLE_COMPILE_CACHE`, set by whoever sets
-`LAYERS_ENV`). `CaptureExtension.thinkctl_capture_written` lets the caller check after a
+`LAYERS_ENV`). `thinkctl_capture_written` (engine/worker.py) lets the caller check after a
 real request that the hooks ran, whatever the engine compiled.
 
-This module needs torch and a vLLM model runner object; vLLM itself is imported only by
-`install_on_load`, inside the worker.
+This module needs torch and a vLLM model runner object, never vLLM itself: the engine
+package's worker extension (engine/worker.py) installs the hooks once the model has loaded.
 """
 
 from __future__ import annotations
@@ -128,6 +128,15 @@ def _gather_into(buffer: torch.Tensor, query_start_loc: torch.Tensor, max_rows: 
     return hook
 
 
+def is_fresh_step(output_len: int, seen: int) -> bool:
+    """Whether the step at which a row holds `output_len` output tokens, after `seen` at
+    its previous step, is the decode step that processes its newest token: the only step
+    whose captured features are that token's. Re-prefill after preemption never is (its
+    logits rows are other tokens). The server's processor and the calibration recorder
+    both read features by this rule, so a probe sees what it was trained on."""
+    return output_len > 0 and output_len == seen + 1
+
+
 _CAPTURE: StepCapture | None = None
 
 
@@ -145,31 +154,6 @@ def current() -> StepCapture | None:
     return _CAPTURE
 
 
-_PATCHED = False
-
-
-def install_on_load() -> None:
-    """Make vLLM's worker install the capture of `LAYERS_ENV` as soon as its model has
-    loaded, before the engine's first forward pass (where vLLM traces and compiles it).
-    Call it in the worker process before the model loads: a worker extension module's
-    import is such a place. Idempotent; nothing happens when `LAYERS_ENV` is unset."""
-    global _PATCHED
-    if _PATCHED:
-        return
-    from vllm.v1.worker.gpu_worker import Worker  # CPUWorker subclasses it
-
-    original = Worker.load_model
-
-    def load_model(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        layers = layers_from_env()
-        if layers:
-            install(self.model_runner, layers)
-
-    Worker.load_model = load_model
-    _PATCHED = True
-
-
 # The start-up check's request (reset, serve it, ask): a two-token prefill and one decode step.
 CHECK_PROMPT_IDS = [0, 1]
 CHECK_MAX_TOKENS = 2
@@ -185,19 +169,3 @@ def require_written(installed: Sequence[bool], written: Sequence[bool]) -> None:
             "the probe's hidden-state hooks did not run inside the engine's forward pass; "
             "start the engine with --enforce-eager (enforce_eager=True)"
         )
-
-
-class CaptureExtension:
-    """Worker-extension methods (mixed into vLLM's Worker, called by `collective_rpc`) to
-    check that the hooks run in the engine as configured: reset, serve a request, then
-    ask whether they wrote."""
-
-    def thinkctl_capture_reset(self) -> bool:
-        cap = current()
-        if cap is not None:
-            cap.reset()
-        return cap is not None
-
-    def thinkctl_capture_written(self) -> bool:
-        cap = current()
-        return cap is not None and cap.written()

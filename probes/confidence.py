@@ -7,8 +7,8 @@ its re-checks look the same whether or not the first pass slipped, so nothing te
 the model to notice). Token-level confidence of this kind is what DeepConf-style trace
 filtering reads; here it is one more probe input, appended after the hidden features.
 
-Definition, the same in calibration (calibration/recorder.py) and serving
-(server/engine/logits_processor.py), both logits processors: at each step a row's logits
+Definition, the same in calibration (engine/recorder.py) and serving
+(engine/logits_processor.py), both logits processors: at each step a row's logits
 (as the processor receives them, before temperature and before thinkctl's own actions)
 are turned into log-probabilities; at the next step the token the request actually got
 is looked up there. A cue's value covers the tokens after the previous cue up to the

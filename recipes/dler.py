@@ -38,6 +38,8 @@ from pathlib import Path
 
 import torch
 
+from probes import model_folder
+
 Checker = Callable[[str, str], bool]  # (completion text, reference answer) -> correct
 
 
@@ -195,7 +197,7 @@ def _stop_after(seconds: float):
 
 def train(
     model_path: Path, dataset, checker: Checker, r: Recipe, out: Path,
-    end_think: str = "</think>", max_seconds: float = 0,
+    end_think: str | None = None, max_seconds: float = 0,
 ) -> dict:  # fmt: skip
     """Run the recipe on `dataset` (rows: prompt = chat messages, answer) and save to `out`."""
     import tempfile
@@ -204,6 +206,8 @@ def train(
 
     set_seed(r.seed)
     tok = AutoTokenizer.from_pretrained(model_path)
+    # The model folder's end of thinking (probes/model_folder.py) unless one is given.
+    end_think = model_folder.conventions(model_path, flags={"think_end": end_think}).think_end
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     eos = model.generation_config.eos_token_id
     eos_ids = {tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
@@ -259,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--task", choices=["testbed"], help="a built-in task")
     src.add_argument("--data", type=Path, help="JSONL of {prompt, answer}")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--end-think", default="</think>")
+    p.add_argument("--end-think", help="Default: the model folder's thinkctl.json, else "
+                   f"{model_folder.THINK_END}.")  # fmt: skip
     p.add_argument("--eval-n", type=int, default=0, help="testbed: quick test-split check after")
     p.add_argument("--max-seconds", type=float, default=0, help="stop training after this long")
     for field, default in asdict(Recipe()).items():
@@ -283,8 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     log = train(model, dataset, checker, recipe, out, end_think, max_seconds)
     log["command"] = "python -m recipes.dler " + shlex.join(sys.argv[1:] if argv is None else argv)
     if task == "testbed":
-        if (model / "thinkctl.json").is_file():  # the answer inducer stays the same
-            (out / "thinkctl.json").write_text((model / "thinkctl.json").read_text())
+        settings = model / model_folder.SETTINGS_FILE
+        if settings.is_file():  # the trained model keeps the base's conventions
+            (out / model_folder.SETTINGS_FILE).write_text(settings.read_text())
         if eval_n:
             log["quick_eval"] = testbed_task.quick_eval(out, eval_n)
     (out / "training.json").write_text(json.dumps(log, indent=2) + "\n")

@@ -11,7 +11,6 @@ Engine arguments are vLLM's own (`--max-model-len`, `--dtype`, `--tensor-paralle
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -20,6 +19,9 @@ from pathlib import Path
 
 import uvloop
 
+from engine import args as engine_cli
+from probes import model_folder
+from probes.model_folder import Conventions, FolderError
 from server import embedded
 from server.catalog import serving as catalog
 from server.config import ServerConfig
@@ -27,21 +29,13 @@ from server.effort import EffortMap
 from server.limits import Limits
 from server.probe_config import ProbeConfig
 
-# The KV cache reserved on CPU when neither --gpu-memory-utilization nor
-# --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,
-# which fails on any machine where other processes hold memory.
-CPU_KV_CACHE_BYTES = 2 << 30
-# A model folder may carry its own control conventions (e.g. the testbed's answer format).
-MODEL_SETTINGS = "thinkctl.json"
-CONTROL_KEYS = ("think_start", "think_end", "answer_inducer", "wait_string")
+DEFAULTS = Conventions()
 
 
 def _add_serve_args(parser: argparse.ArgumentParser) -> None:
-    from vllm.engine.arg_utils import AsyncEngineArgs
-
     # vLLM's parser rewrites `serve --model X` into the positional form `serve X`.
     parser.add_argument("model_tag", nargs="?", default=None, help="Model path or hub id.")
-    AsyncEngineArgs.add_cli_args(parser)
+    engine_cli.add_engine_args(parser)
     # None marks "not given", so the embedded model and the CPU memory default apply.
     parser.set_defaults(model=None, gpu_memory_utilization=None)
     g = parser.add_argument_group("thinkctl")
@@ -80,15 +74,18 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
         help="Response field for thinking text: vLLM's `reasoning` or DeepSeek/SGLang's "
         "`reasoning_content`.",
     )
-    # Defaults of these four: the model folder's thinkctl.json, else ServerConfig's.
-    g.add_argument("--think-start", help="Start-of-thinking token (default <think>).")
-    g.add_argument("--think-end", help="End-of-thinking token (default </think>).")
+    # Defaults of these four: the model folder's thinkctl.json, else probes/model_folder.py's.
+    g.add_argument("--think-start",
+                   help=f"Start-of-thinking token (default {DEFAULTS.think_start}).")  # fmt: skip
+    g.add_argument("--think-end",
+                   help=f"End-of-thinking token (default {DEFAULTS.think_end}).")  # fmt: skip
     g.add_argument(
         "--answer-inducer",
         help="Text forced after the end of thinking when a maximum budget closes it "
-        "(default: a newline and 'Final Answer:').",
+        f"(default: {DEFAULTS.answer_inducer!r}).",
     )
-    g.add_argument("--wait-string", help="Text injected below a minimum thinking budget (Wait).")
+    g.add_argument("--wait-string", help="Text injected below a minimum thinking budget "
+                   f"(default {DEFAULTS.wait_string}).")  # fmt: skip
     g.add_argument("--uvicorn-log-level", default="info", help="uvicorn's log level.")
     g.add_argument(
         "--probe",
@@ -119,17 +116,6 @@ def _resolve_model(model: str | None) -> tuple[str, str]:
     if model in embedded.NAMES and not (Path(model) / "config.json").is_file():
         return str(embedded.ensure(model)), model
     return model, model
-
-
-def _engine_args(args: argparse.Namespace):
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.platforms import current_platform
-
-    if args.gpu_memory_utilization is None:
-        if current_platform.is_cpu() and args.kv_cache_memory_bytes is None:
-            args.kv_cache_memory_bytes = CPU_KV_CACHE_BYTES
-        args.gpu_memory_utilization = 0.92  # vLLM's own default
-    return AsyncEngineArgs.from_cli_args(args)
 
 
 def _cannot_start(model: str, exc: Exception) -> SystemExit:
@@ -182,57 +168,48 @@ def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConf
 
 async def _serve(config: ServerConfig, engine_args) -> None:
     import uvicorn
-    from vllm import envs as vllm_envs
 
+    from engine.client import Engine
     from server.app import create_app
     from server.deps import AppContext
     from server.draining import DrainingServer
-    from server.engine.launch import check_capture, start_engine
     from server.limits import Admission
     from server.model_info import ModelInfo
 
     probe = config.probe
     try:
-        engine, collector = start_engine(engine_args, probe and probe.path,
-                                         probe.summary["layers"] if probe else ())  # fmt: skip
+        engine = Engine.start(engine_args, probe and probe.path,
+                              probe.summary["layers"] if probe else ())  # fmt: skip
     except Exception as exc:
         raise _cannot_start(engine_args.model, exc) from exc
     try:
         if probe is not None:
             try:
-                await check_capture(engine)
+                await engine.check_capture()
             except RuntimeError as exc:
                 raise SystemExit(f"thinkctl: refusing probe {probe.path!r}: {exc}") from exc
-        info = ModelInfo.load(config, engine.get_tokenizer(), engine.model_config.max_model_len)
+        think = model_folder.ThinkTokens.of(config.conventions, engine.tokenizer)
+        info = ModelInfo(config.model_name, think, engine.max_model_len)
         admission = Admission(config.limits)
-        ctx = AppContext(config, engine, collector, info, int(time.time()), admission)
+        ctx = AppContext(config, engine, info, int(time.time()), admission)
         app = create_app(ctx)
         # uvicorn drains on SIGTERM, then re-raises it under the handler it found; the
         # default one would kill the process here and leave the engine's processes behind.
         signal.signal(signal.SIGTERM, _exit_quietly)
-        # vLLM's own knob for idle keep-alive connections (default 5 s), so both servers agree.
         uv = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
-                            timeout_keep_alive=vllm_envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE)  # fmt: skip
+                            timeout_keep_alive=engine_cli.http_keep_alive_s())  # fmt: skip
         await DrainingServer(uv, admission).serve()
     finally:
         engine.shutdown()
-        collector.close()
 
 
-def _control_settings(args: argparse.Namespace, model: str) -> dict[str, str]:
-    """Flags, else the model folder's thinkctl.json (per-model conventions), else defaults."""
-    settings: dict[str, str] = {}
-    path = Path(model) / MODEL_SETTINGS
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        unknown = set(saved) - set(CONTROL_KEYS)
-        if unknown:
-            raise SystemExit(f"thinkctl: {path} has unknown keys {sorted(unknown)}")
-        settings.update(saved)
-    for key in CONTROL_KEYS:
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    return settings
+def conventions(args: argparse.Namespace, model: str, preset=None) -> Conventions:
+    """The model folder's conventions (probes/model_folder.py) under the preset and flags."""
+    flags = {key: getattr(args, key) for key in Conventions.keys()}
+    try:
+        return model_folder.conventions(model, preset and preset.control_defaults(), flags)
+    except FolderError as exc:
+        raise SystemExit(f"thinkctl: {exc}") from exc
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -265,11 +242,10 @@ def serve(args: argparse.Namespace) -> None:
             queue_timeout_s=args.queue_timeout,
             request_timeout_s=args.request_timeout,
         ),
-        # Flags, then the model folder's thinkctl.json, then the preset, then the defaults.
-        **{**(preset.control_defaults() if preset else {}), **_control_settings(args, model)},
+        conventions=conventions(args, model, preset),
     )
     try:
-        engine_args = _engine_args(args)  # vLLM reads the model's config here already
+        engine_args = engine_cli.engine_args(args)  # vLLM reads the model's config here already
     except Exception as exc:
         raise _cannot_start(model, exc) from exc
     # vLLM's own server runs on uvloop: the same loop keeps the HTTP side of the serving
@@ -279,9 +255,7 @@ def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """`thinkctl serve ARGS` (argv without the subcommand)."""
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-    parser = FlexibleArgumentParser(prog="thinkctl serve", description=__doc__.split("\n\n")[0])
+    parser = engine_cli.parser("thinkctl serve", __doc__.split("\n\n")[0])
     _add_serve_args(parser)
     serve(parser.parse_args(argv if argv is not None else sys.argv[1:]))
 

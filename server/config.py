@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from probes.model_folder import Conventions
 from server.catalog.preset import Preset
 from server.effort import EffortMap
 from server.limits import Limits
@@ -23,13 +24,9 @@ class ServerConfig:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     # vLLM's current field name; DeepSeek and SGLang clients expect "reasoning_content".
     reasoning_field: Literal["reasoning", "reasoning_content"] = "reasoning"
-    # Think delimiters as token strings; each must be a single token of the tokenizer.
-    think_start: str = "<think>"
-    think_end: str = "</think>"
-    # Forced after the end-of-thinking token when a maximum budget closes thinking (s1).
-    answer_inducer: str = "\nFinal Answer:"
-    # Injected when the model tries to stop thinking below a minimum budget (s1).
-    wait_string: str = "Wait"
+    # Think delimiters, answer inducer and wait string: the model folder's, read once by
+    # probes/model_folder.py (flags, then thinkctl.json, then the preset, then defaults).
+    conventions: Conventions = field(default_factory=Conventions)
     effort: EffortMap = field(default_factory=EffortMap)  # the model's, if calibrated
     probe: ProbeConfig | None = None  # LYNX, when served with --probe
     log_level: str = "info"

@@ -6,10 +6,9 @@ import hmac
 from dataclasses import dataclass
 
 from fastapi import Request
-from vllm.v1.engine.async_llm import AsyncLLM
 
+from engine.client import Engine
 from server.config import ServerConfig
-from server.engine.trace_channel import EventCollector
 from server.errors import MSG_BAD_KEY, Unauthorized
 from server.limits import Admission
 from server.model_info import ModelInfo
@@ -18,8 +17,7 @@ from server.model_info import ModelInfo
 @dataclass(frozen=True)
 class AppContext:
     config: ServerConfig
-    engine: AsyncLLM
-    collector: EventCollector
+    engine: Engine
     info: ModelInfo
     created: int  # start time, reported as the model's `created`
     admission: Admission

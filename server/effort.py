@@ -1,11 +1,10 @@
-"""Effort -> thinking budget, per model.
+"""A model's effort table as the server holds it (what effort *means* for a request is
+decided in server/plan.py).
 
 A calibrated model folder holds an effort table (probes/effort_table.py): budgets for a
 grid of efforts e in [0, 1] such that, on the calibration set, effort e spends about
 e x the natural mean thinking length, plus the fraction each of OpenAI's
-`reasoning_effort` levels stands for. Without one, a fixed table of budgets serves
-`reasoning_effort`, and a numeric effort is refused (there is no natural length to take
-a fraction of).
+`reasoning_effort` levels stands for.
 """
 
 from __future__ import annotations
@@ -16,21 +15,9 @@ from pathlib import Path
 
 from probes import effort_table
 
-# reasoning_effort -> maximum thinking tokens for uncalibrated models (None: no cap).
-DEFAULT_LEVEL_BUDGETS: dict[str, int | None] = {
-    "none": 0,
-    "minimal": 64,
-    "low": 256,
-    "medium": 1024,
-    "high": 4096,
-    "xhigh": 16384,
-    "max": None,
-}
-
 
 @dataclass(frozen=True)
 class EffortMap:
-    levels: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_LEVEL_BUDGETS))
     points: tuple[tuple[float, int], ...] = ()  # (effort, budget), increasing; empty: uncalibrated
     natural_mean: float | None = None
     fractions: dict[str, float] = field(default_factory=dict)  # level -> effort, if calibrated
@@ -58,19 +45,4 @@ class EffortMap:
             return cls()
         points = tuple((float(e), int(b)) for e, b in table["points"])
         fractions = {k: float(v) for k, v in table["levels"].items()}
-        tmp = cls(points=points)
-        levels: dict[str, int | None] = {k: tmp.budget(v) for k, v in fractions.items()}
-        levels["max"] = None
-        return cls(levels, points, table.get("natural_mean_thinking_tokens"), fractions)
-
-    def describe(self) -> dict:
-        """What /v1/models shows."""
-        return {
-            "calibrated": self.calibrated,
-            "policy": "budget",
-            "natural_mean_thinking_tokens": self.natural_mean,
-            "levels": {
-                k: {"effort": self.fractions.get(k), "max_thinking_tokens": v}
-                for k, v in self.levels.items()
-            },
-        }
+        return cls(points, table.get("natural_mean_thinking_tokens"), fractions)

@@ -23,6 +23,8 @@ import os
 import shutil
 from pathlib import Path
 
+from probes.model_folder import THINK_END, THINK_START
+
 TESTBED = "testbed"
 TESTBED_CONCISE = "testbed-concise"
 # embedded name -> folder inside the testbed package
@@ -32,7 +34,7 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PLAIN = "smollm2-135m-instruct"
 THINK = "smollm2-135m-think"
 # Unused special tokens of SmolLM2's vocabulary that become the think delimiters.
-RENAMED = {"<jupyter_text>": "<think>", "<jupyter_code>": "</think>"}
+RENAMED = {"<jupyter_text>": THINK_START, "<jupyter_code>": THINK_END}
 
 THINK_TEMPLATE = (
     "{% for message in messages %}"

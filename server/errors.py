@@ -25,10 +25,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.errors import EngineError
+
 log = logging.getLogger("thinkctl")
 
 MSG_BAD_KEY = "Incorrect API key provided."
 MSG_BAD_JSON = "The request body is not valid JSON."
+
+
+def from_engine(exc: EngineError) -> APIError:
+    """The engine's classified failure (engine/client.py) as the API reports it."""
+    cls = {400: InvalidRequest, 503: EngineUnavailable}.get(exc.status)
+    if cls is None:
+        cls = ServerError if exc.status >= 500 else APIError
+    err = cls(exc.message, exc.param, exc.code)
+    err.status = exc.status
+    return err
 
 
 class APIError(Exception):

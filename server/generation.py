@@ -12,16 +12,15 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from vllm import SamplingParams
-from vllm.v1.engine.async_llm import AsyncLLM
-
+from engine.client import Engine
 from server import metrics
 from server.controllers.phase import Part, Phase, PhaseTracker, initial_phase
-from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
+from server.controllers.spec import ID_KEY, SPEC_KEY
 from server.controllers.stack import ControlEvent
-from server.engine.trace_channel import EventCollector
 from server.model_info import ModelInfo
+from server.plan import Plan
 from server.protocol import ControlEventOut, ControlTrace
 
 
@@ -40,6 +39,7 @@ class _Choice:
     request_id: str
     tracker: PhaseTracker | None
     entered_thinking: bool
+    params: Any = None  # the engine's sampling parameters for this choice
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     trace: ControlTrace | None = None
@@ -52,21 +52,20 @@ _Item = tuple[_Choice, list[int], str, str | None]
 
 
 class Generation:
-    def __init__(
-        self,
-        engine: AsyncLLM,
-        collector: EventCollector,
-        info: ModelInfo,
-        prompt_ids: list[int],
-        params: SamplingParams,
-        n: int,
-        request_id: str,
-        spec: ControlSpec | None,
-    ) -> None:
-        self.engine, self.collector, self.info = engine, collector, info
-        self.prompt_ids, self.params, self.spec = prompt_ids, params, spec
-        self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(n)]
-        self._spec_wire = spec.model_dump(mode="json") if spec is not None else None
+    """Builds every choice's engine parameters at once, so bad values (an EngineError)
+    surface before any response is sent."""
+
+    def __init__(self, engine: Engine, info: ModelInfo, plan: Plan, request_id: str) -> None:
+        self.engine, self.info = engine, info
+        self.prompt_ids, self.spec = plan.prompt_ids, plan.spec
+        spec_wire = plan.spec.model_dump(mode="json") if plan.spec is not None else None
+        self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(plan.n)]
+        for c in self.choices:
+            sampling = dict(plan.sampling)
+            if sampling.get("seed") is not None:
+                sampling["seed"] += c.index  # n choices must not repeat each other
+            extra = None if spec_wire is None else {SPEC_KEY: spec_wire, ID_KEY: c.request_id}
+            c.params = engine.params(sampling, extra)
         self.created = time.monotonic()  # the request's arrival, for the waiting-time metrics
 
     def _new_choice(self, index: int, request_id: str) -> _Choice:
@@ -76,23 +75,9 @@ class Generation:
         phase = initial_phase(self.prompt_ids, delims)
         return _Choice(index, request_id, PhaseTracker(delims, phase), phase is Phase.THINKING)
 
-    def _params_for(self, choice: _Choice) -> SamplingParams:
-        extra = dict(self.params.extra_args or {})
-        if self._spec_wire is not None:
-            extra[SPEC_KEY] = self._spec_wire
-            extra[ID_KEY] = choice.request_id
-        params = self.params.clone()  # a msgspec struct, not a dataclass
-        if params.seed is not None:
-            params.seed += choice.index  # n choices must not repeat each other
-        params.extra_args = extra or None
-        return params
-
     async def _pump(self, choice: _Choice) -> AsyncGenerator[_Item, None]:
-        params = self._params_for(choice)
-        prompt = {"prompt_token_ids": self.prompt_ids}
-        async for out in self.engine.generate(prompt, params, choice.request_id):
-            for comp in out.outputs:
-                yield choice, list(comp.token_ids), comp.text, comp.finish_reason
+        async for d in self.engine.generate(self.prompt_ids, choice.params, choice.request_id):
+            yield choice, d.token_ids, d.text, d.finish_reason
 
     def _split(self, choice: _Choice, ids: list[int], text: str) -> ChoiceDelta:
         delta = ChoiceDelta(choice.index, token_ids=ids)
@@ -143,7 +128,7 @@ class Generation:
             if unfinished:
                 await self.engine.abort(unfinished)
             for c in self.choices:
-                self.collector.take(c.request_id)  # forget events of aborted choices
+                self.engine.events(c.request_id)  # forget events of aborted choices
 
     def _observe_first(self, choice: _Choice, delta: ChoiceDelta) -> None:
         if delta.token_ids and not choice.started_tokens:
@@ -154,7 +139,7 @@ class Generation:
             metrics.FIRST_ANSWER_TOKEN.observe(time.monotonic() - self.created)
 
     def _trace(self, choice: _Choice) -> ControlTrace:
-        events = self.collector.take(choice.request_id)
+        events = self.engine.events(choice.request_id)
         metrics.observe_probe(events)
         tracker = choice.tracker
         n_out = len(choice.token_ids)

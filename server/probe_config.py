@@ -1,6 +1,6 @@
 """The LYNX probe as the HTTP side knows it: the default delta and the effort map.
 
-The engine's worker loads the same artifact itself (server/engine/probe_runtime.py);
+The engine's worker loads the same artifact itself (engine/probe_runtime.py);
 this side only turns a request's `thinkctl.lynx` / effort into a delta, a cap and a floor.
 """
 

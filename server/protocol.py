@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from server.controllers.spec import Delta, TopHSpec, TSSpec
+
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 INT64 = 2**63 - 1
 # apply_chat_template's own parameters: a template variable may not replace them (a client
@@ -49,36 +51,16 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class TSOptions(BaseModel):
-    """Scale the end-of-thinking token's probability while thinking."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    strength: float = Field(
-        gt=0, le=1e6, description="s in z_end += log s (> 1 stops earlier), or T in z_end / T."
-    )
-    form: Literal["log_odds", "temperature"] = "log_odds"
-
-
-class TopHOptions(BaseModel):
-    """Entropy-bounded truncation: keep the top tokens while H(q) <= alpha * H(p)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    alpha: float = Field(default=0.4, gt=0, le=1)
-    phase: Literal["thinking", "answer", "both"] = "thinking"
-
-
 class LynxOptions(BaseModel):
     """LYNX early exit at cue words (needs a server started with --probe)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    delta: float | None = Field(
-        default=None, gt=0, lt=1,
+    delta: Delta | None = Field(
+        default=None,
         description="Risk level: at most this share of cue events where exiting would be "
         "wrong exit (split conformal, per event). Default: the probe's.",
-    )  # fmt: skip
+    )
     min_thinking_tokens: int | None = Field(
         default=None, ge=0, le=1_000_000,
         description="No exit before thinking holds this many tokens (the cue included). "
@@ -94,14 +76,15 @@ class ThinkctlOptions(BaseModel):
     mode_prefix: str | None = Field(
         default=None, min_length=1, max_length=200,
         description="Text the reply is forced to start with, e.g. '<short>' for Thinkless "
-        "or '</think>' to skip an open thinking block.",
+        "or the end-of-thinking token to skip an open thinking block.",
     )  # fmt: skip
     effort: float | None = Field(
         default=None, ge=0, le=1,
         description="Fraction of the model's natural thinking length to spend (calibrated).",
     )  # fmt: skip
-    ts: TSOptions | None = None
-    top_h: TopHOptions | None = None
+    # The engine's own option types: one definition, bounds in one place.
+    ts: TSSpec | None = None
+    top_h: TopHSpec | None = None
     lynx: LynxOptions | bool | None = Field(
         default=None,
         description="true (the probe's default delta), {delta}, or false to keep LYNX off "

@@ -23,39 +23,28 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from calibration.forced_exit import answer_forced_exits, forced_exits
+from probes import model_folder
+from probes.forced_exit import forced_exits
 from testbed import tasks
-from testbed.traces import CUES, END_THINK
-
-INDUCER = "\\boxed{"  # the answer format's own opening: an exit lands in-distribution
-
-
-def _engine(model: Path, seed: int):
-    from vllm import LLM
-
-    return LLM(
-        model=str(model), seed=seed, kv_cache_memory_bytes=1 << 30,
-        enable_prefix_caching=True,  # forced exits share long prefixes
-    )  # fmt: skip
+from testbed.traces import CUES
 
 
 def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
-    from vllm import SamplingParams
-    from vllm.inputs import TokensPrompt
+    from engine.offline import OfflineEngine
 
-    llm = _engine(model, seed)
-    tok = llm.get_tokenizer()
-    end_id = tok.convert_tokens_to_ids(END_THINK)
-    close = [end_id, *tok.encode(INDUCER, add_special_tokens=False)]
+    engine = OfflineEngine(str(model), seed)
+    tok = engine.tokenizer
+    think = model_folder.read(model, tok)  # the folder's thinkctl.json: the boxed inducer
+    end_id = think.require_end()
+    close = think.close()
+    inducer = think.conventions.answer_inducer
     cue_ids = tok.convert_tokens_to_ids(list(CUES))
     problems = tasks.held_out("test")[:n]
     prompts = tasks.prompt_ids(tok, problems)
-    room = llm.llm_engine.model_config.max_model_len - max(map(len, prompts))
-    sample = SamplingParams(temperature=temperature, max_tokens=room)
+    room = engine.max_model_len - max(map(len, prompts))
     t0 = time.time()
-    natural = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], sample)
+    outputs = [c.ids for c in engine.generate(prompts, room, temperature, progress=True)]
     gen_seconds = time.time() - t0
-    outputs = [list(o.outputs[0].token_ids) for o in natural]
 
     def answer_after_end(ids: list[int]) -> str:
         return tok.decode(ids[ids.index(end_id) + 1 :]) if end_id in ids else ""
@@ -66,13 +55,13 @@ def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
     thinking = [o.index(end_id) if end_id in o else len(o) for o in outputs]
 
     # No thinking: the same forced exit as at a cue, at position 0.
-    short = SamplingParams(temperature=temperature, max_tokens=8)
-    no_think = llm.generate([TokensPrompt(prompt_token_ids=[*p, *close]) for p in prompts], short)
-    no_think_text = [INDUCER + " " + o.outputs[0].text for o in no_think]
+    no_think = engine.generate([[*p, *close] for p in prompts], 8, temperature, progress=True)
+    no_think_text = [inducer + " " + c.text for c in no_think]
     no_think_ok = [tasks.is_correct(p, t) for p, t in zip(problems, no_think_text, strict=True)]
 
     exits = forced_exits(prompts, outputs, cue_ids, close)
-    answers = [INDUCER + " " + tok.decode(a) for a in answer_forced_exits(llm, exits)]
+    greedy = engine.greedy_ids([e.prompt_ids for e in exits])
+    answers = [inducer + " " + tok.decode(a) for a in greedy]
     by_trace: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     for e, text in zip(exits, answers, strict=True):
         by_trace[e.trace].append((e.position, tasks.extract_answer(text)))

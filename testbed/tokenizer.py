@@ -11,11 +11,12 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
+from probes.model_folder import THINK_END, THINK_START
 from testbed.tasks import LABELS, OPS
 from testbed.traces import CUES
 
 SPECIAL = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>"]
-THINK = ["<think>", "</think>"]
+THINK = [THINK_START, THINK_END]
 WORDS = [
     *map(str, range(10)), *OPS, *LABELS, *CUES,
     "=", ",", ".", ";", ":", "compute", "so", "answer", "check", "\\boxed{", "}",

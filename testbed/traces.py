@@ -25,10 +25,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from probes.model_folder import THINK_END
 from testbed.tasks import LABELS, Problem, apply
 
 CUES = ("Wait", "Hmm", "Alternatively")
-END_THINK = "</think>"
+END_THINK = THINK_END
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.model_folder import THINK_END, THINK_START
+
 CATALOG_FILE = Path(__file__).with_name("models.json")
 
 Mechanism = Literal[
@@ -147,7 +149,7 @@ class CatalogEntry(_Data):
     base_model: str | None
     licence: Licence
     tokenizer: str  # key into Catalog.tokenizers
-    think: tuple[str, str] | None = ("<think>", "</think>")
+    think: tuple[str, str] | None = (THINK_START, THINK_END)
     mechanism: Mechanism
     effort: dict[Level, EffortAction] = {}
     default_action: EffortAction | None = None  # when the request names no effort

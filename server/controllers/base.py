@@ -1,7 +1,7 @@
 """The controller contract: per-request, engine-free decision logic.
 
 A controller sees one decode step of one request and returns an `Action`. It never
-imports vLLM or FastAPI; `server/engine/logits_processor.py` applies its actions to
+imports vLLM or FastAPI; `engine/logits_processor.py` applies its actions to
 vLLM's logits and `ControlStack` (stack.py) combines several controllers.
 
 Call order, per request and per step (driven by `ControlStack.step`):

@@ -9,7 +9,7 @@ model: in the frontend by the logits processor's `validate_params` (a bad spec i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +21,9 @@ from server.controllers.phase import Delimiters, Phase
 from server.controllers.stack import ControlStack
 from server.controllers.top_h import DEFAULT_ALPHA
 from server.controllers.ts import TSController, TSParams
+
+# LYNX's risk level: a share of cue events, strictly between 0 and 1.
+Delta = Annotated[float, Field(gt=0, lt=1)]
 
 SPEC_KEY = "thinkctl"
 # Key of the request id in extra_args: the worker tags control events with it.
@@ -52,13 +55,20 @@ class BudgetSpec(BaseModel):
 
 
 class TSSpec(BaseModel):
+    """Scale the end-of-thinking token's probability while thinking (`thinkctl.ts`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strength: float = Field(gt=0, le=1e6)
+    strength: float = Field(
+        gt=0, le=1e6, description="s in z_end += log s (> 1 stops earlier), or T in z_end / T."
+    )
     form: Literal["log_odds", "temperature"] = "log_odds"
 
 
 class TopHSpec(BaseModel):
+    """Entropy-bounded truncation: keep the top tokens while H(q) <= alpha * H(p)
+    (`thinkctl.top_h`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     alpha: float = Field(default=DEFAULT_ALPHA, gt=0, le=1)
@@ -74,7 +84,7 @@ class TopHSpec(BaseModel):
 class LynxSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    delta: float = Field(gt=0, lt=1)
+    delta: Delta
     close: list[int] = Field(min_length=1)  # end of thinking, then the answer inducer
     min_thinking: int = Field(default=0, ge=0)  # no exit before this much thinking
 

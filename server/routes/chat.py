@@ -12,115 +12,26 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from vllm import SamplingParams
-from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMError
-from vllm.sampling_params import RequestOutputKind
-from vllm.v1.engine.exceptions import EngineDeadError
 
+from engine.errors import EngineError
 from server import metrics
-from server.catalog.apply import apply_preset
-from server.control import resolve_control
 from server.deps import AppContext, get_ctx, require_api_key
-from server.errors import (
-    APIError,
-    EngineUnavailable,
-    InvalidRequest,
-    NotFound,
-    RequestTimeout,
-    ServerError,
-    error_body,
-)
+from server.errors import RequestTimeout, error_body, from_engine
 from server.generation import ChoiceDelta, Generation
-from server.prompting import render_prompt
+from server.plan import plan
 from server.protocol import ChatCompletionRequest, usage
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 T = TypeVar("T")
 
 
-def _sampling_params(
-    req: ChatCompletionRequest, ctx: AppContext, prompt_len: int
-) -> SamplingParams:
-    room = ctx.info.max_model_len - prompt_len
-    max_tokens = req.max_completion_tokens or req.max_tokens
-    cap = ctx.config.limits.max_completion_tokens
-    if cap is not None and max_tokens is not None and max_tokens > cap:
-        param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
-        raise InvalidRequest(
-            f"{param} is {max_tokens}; this server allows at most {cap}.", param, "limit_exceeded"
-        )
-    if max_tokens is None and ctx.config.default_max_tokens is not None:  # preset default
-        max_tokens = min(ctx.config.default_max_tokens, cap or room, room)
-    if cap is not None and max_tokens is None:
-        max_tokens = min(cap, room)
-    if max_tokens is not None and max_tokens > room:
-        param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
-        raise InvalidRequest(
-            f"This model's maximum context length is {ctx.info.max_model_len} tokens; the "
-            f"messages take {prompt_len}, leaving {room} for the completion, but {max_tokens} "
-            "were requested.",
-            param,
-            "context_length_exceeded",
-        )
-    try:
-        return SamplingParams(
-            max_tokens=max_tokens or room,
-            temperature=1.0 if req.temperature is None else req.temperature,
-            top_p=1.0 if req.top_p is None else req.top_p,
-            presence_penalty=req.presence_penalty or 0.0,
-            frequency_penalty=req.frequency_penalty or 0.0,
-            seed=req.seed,
-            stop=req.stop_list(),
-            output_kind=RequestOutputKind.DELTA,
-        )
-    except (ValueError, VLLMClientError) as exc:  # e.g. an empty stop string
-        raise InvalidRequest(str(exc), getattr(exc, "parameter", None)) from exc
-
-
 def _prepare(req: ChatCompletionRequest, ctx: AppContext) -> Generation:
-    if req.model != ctx.info.name:
-        raise NotFound(f"The model {req.model!r} does not exist.", "model", "model_not_found")
-    if req.response_format and req.response_format.get("type", "text") != "text":
-        raise InvalidRequest(
-            "Structured outputs are not supported: a grammar could forbid the tokens that "
-            "thinking control forces.",
-            "response_format",
-            "unsupported_parameter",
-        )
-    limits = ctx.config.limits
-    if req.n > limits.max_n:
-        raise InvalidRequest(f"n is {req.n}; this server allows at most {limits.max_n}.", "n",
-                             "limit_exceeded")  # fmt: skip
-    req = apply_preset(req, ctx.config)  # the model's catalogue preset, if it has one
-    prompt_ids = render_prompt(req, ctx.info)
-    if limits.max_prompt_tokens is not None and len(prompt_ids) > limits.max_prompt_tokens:
-        raise InvalidRequest(
-            f"The messages take {len(prompt_ids)} tokens; this server allows at most "
-            f"{limits.max_prompt_tokens}.", "messages", "limit_exceeded",
-        )  # fmt: skip
-    params = _sampling_params(req, ctx, len(prompt_ids))
-    spec = resolve_control(req, ctx.info, ctx.config)
+    """The request's plan (server/plan.py), ready to run; every refusal is raised here."""
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
-    return Generation(
-        ctx.engine, ctx.collector, ctx.info, prompt_ids, params, req.n, request_id, spec
-    )
-
-
-# What the engine may raise for one request; anything else is a bug (a 500).
-ENGINE_ERRORS = (VLLMError, ValueError)
-
-
-def _engine_error(exc: Exception) -> APIError:
-    """vLLM's client errors (and bare ValueErrors, its older form) are 4xx; the rest 5xx."""
-    if isinstance(exc, GracefulHTTPError):
-        err = APIError(exc.message, None, None)
-        err.status = int(exc.http_status)
-        return err
-    if isinstance(exc, VLLMClientError | ValueError):
-        return InvalidRequest(str(exc))
-    if isinstance(exc, EngineDeadError):
-        return EngineUnavailable("The engine is not running.", None, "engine_dead")
-    return ServerError("Generation failed inside the engine.", None, "engine_error")
+    try:
+        return Generation(ctx.engine, ctx.info, plan(req, ctx.info, ctx.config), request_id)
+    except EngineError as exc:  # sampling values vLLM refuses
+        raise from_engine(exc) from exc
 
 
 async def _wait_disconnect(request: Request) -> None:
@@ -171,9 +82,9 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
     except TimeoutError as exc:  # wait_for cancelled the work, which aborts its engine requests
         metrics.REQUESTS.labels("error").inc()
         raise _timed_out(timeout) from exc
-    except ENGINE_ERRORS as exc:
+    except EngineError as exc:
         metrics.REQUESTS.labels("error").inc()
-        raise _engine_error(exc) from exc
+        raise from_engine(exc) from exc
     finally:
         await slot.__aexit__(None, None, None)
     if body is None:
@@ -295,9 +206,9 @@ async def _sse(
                     yield r
             if d.reasoning or d.content or d.finish_reason is not None or req.return_token_ids:
                 yield from_delta(d, gen, req, field, chunk)  # a delimiter alone sends nothing
-    except ENGINE_ERRORS as exc:
+    except EngineError as exc:
         metrics.REQUESTS.labels("error").inc()
-        err = _engine_error(exc)
+        err = from_engine(exc)
         yield _sse_data(error_body(err.message, err.type, err.param, err.code))
         yield "data: [DONE]\n\n"
         return

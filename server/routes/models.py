@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from server import plan
 from server.deps import get_ctx, require_api_key
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -13,7 +14,7 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 async def list_models(request: Request) -> dict:
     ctx = get_ctx(request)
     info, cfg = ctx.info, ctx.config
-    delims = info.delims
+    delims, conv = info.delims, info.think.conventions
     card = {
         "id": info.name,
         "object": "model",
@@ -22,8 +23,8 @@ async def list_models(request: Request) -> dict:
         "max_model_len": info.max_model_len,
         "thinkctl": {
             "thinks": delims is not None,
-            "think_delimiters": [cfg.think_start, cfg.think_end] if delims else None,
-            "effort": cfg.effort.describe(),
+            "think_delimiters": [conv.think_start, conv.think_end] if delims else None,
+            "effort": plan.effort_card(cfg),
             "lynx": cfg.probe.describe() if cfg.probe else None,
             "preset": cfg.preset.describe() if cfg.preset else None,
         },

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from server.catalog.apply import apply_preset
+from probes.model_folder import Conventions, ThinkTokens
 from server.catalog.preset import Preset
 from server.catalog.schema import Sampling, load
 from server.config import ServerConfig
-from server.control import resolve_control
-from server.effort import DEFAULT_LEVEL_BUDGETS
 from server.model_info import ModelInfo
-from server.prompting import render_prompt
+from server.plan import UNCALIBRATED_BUDGETS, apply_preset, plan
 from server.protocol import ChatCompletionRequest
 from tests.catalog.conventions import ConventionTokenizer
 
 QUESTION = "What is 6 * 7?"
-LEVELS = [None, *DEFAULT_LEVEL_BUDGETS]
+LEVELS = [None, *UNCALIBRATED_BUDGETS]
 R1_THINK = (151648, 151649)
 BOXED_DS = "Let's think step by step and output the final answer within \\boxed{}."
 BOXED_R1 = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -32,15 +30,19 @@ class Served:
         assert self.entry is not None
         self.tok = ConventionTokenizer(catalog.chat_format(self.entry))
         preset = Preset(self.entry, instruction)
-        self.config = ServerConfig(model_name=model_id, preset=preset, **preset.control_defaults())
-        self.info = ModelInfo.load(self.config, self.tok, max_model_len=32768)
+        conv = Conventions().over(preset.control_defaults())
+        self.config = ServerConfig(model_name=model_id, preset=preset, conventions=conv)
+        self.info = ModelInfo(model_id, ThinkTokens.of(conv, self.tok), max_model_len=32768)
 
     def ask(self, messages: list[dict] | None = None, **body):
         messages = messages or [{"role": "user", "content": QUESTION}]
         req = ChatCompletionRequest(model=self.entry.id, messages=messages, **body)
-        applied = apply_preset(req, self.config)
-        prompt = self.tok.decode(render_prompt(applied, self.info))
-        return applied, prompt, resolve_control(applied, self.info, self.config)
+        applied = apply_preset(req, self.config)  # the plan's step 2, checked on its own
+        planned = plan(req, self.info, self.config)
+        for key in ("temperature", "top_p"):  # the preset's sampling reaches the engine
+            assert planned.sampling[key] == (getattr(applied, key) if getattr(applied, key)
+                                             is not None else 1.0)  # fmt: skip
+        return applied, self.tok.decode(planned.prompt_ids), planned.spec
 
     def ids(self, text: str) -> list[int]:
         return self.tok.encode(text)
@@ -76,7 +78,7 @@ def test_every_preset_turns_every_effort_level_into_its_own_mechanism(model_id, 
         action.sampling.over(entry.sampling) if action and action.sampling else entry.sampling
     )
     assert req.temperature == sampling.temperature and req.top_p == sampling.top_p
-    cap = DEFAULT_LEVEL_BUDGETS.get(level) if level else None
+    cap = UNCALIBRATED_BUDGETS.get(level) if level else None
     if cap is not None and s.info.delims is not None:  # composed with the stop controllers
         assert spec.budget.max == cap and spec.budget.close[0] == s.info.delims.end
     elif spec is not None:
@@ -105,7 +107,7 @@ def test_thinkless_high_effort_forces_think_and_composes_with_a_budget():
 
 def test_thinkless_medium_effort_leaves_the_mode_to_the_model():
     _, _, spec = Served("Vinnnf/Thinkless-1.5B-RL-DeepScaleR").ask(reasoning_effort="medium")
-    assert spec.mode is None and spec.budget.max == DEFAULT_LEVEL_BUDGETS["medium"]
+    assert spec.mode is None and spec.budget.max == UNCALIBRATED_BUDGETS["medium"]
 
 
 @pytest.mark.parametrize(
@@ -243,14 +245,14 @@ def test_a_presets_max_tokens_is_a_default_that_fits_the_context():
     from types import SimpleNamespace
 
     from server.limits import Limits
-    from server.routes.chat import _sampling_params
+    from server.plan import _sampling
 
     def max_tokens(default, cap=None, **body) -> int:
         config = ServerConfig(model_name="m", default_max_tokens=default,
                               limits=Limits(max_completion_tokens=cap))  # fmt: skip
-        ctx = SimpleNamespace(config=config, info=SimpleNamespace(max_model_len=1000))
+        info = SimpleNamespace(max_model_len=1000)
         req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}], **body)
-        return _sampling_params(req, ctx, prompt_len=200).max_tokens
+        return _sampling(req, info, config, prompt_len=200)["max_tokens"]
 
     assert max_tokens(16384) == 800  # the room left in the context
     assert max_tokens(300) == 300

@@ -1,11 +1,11 @@
-"""The start-up check of the probe's capture (server/engine/launch.py), on a stand-in for
+"""The start-up check of the probe's capture (engine/launch.py), on a stand-in for
 AsyncLLM whose workers report what a real engine's would."""
 
 import asyncio
 
 import pytest
 
-from server.engine.launch import check_capture
+from engine.launch import check_capture
 
 
 class Engine:

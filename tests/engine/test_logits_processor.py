@@ -5,8 +5,8 @@ import torch
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 
+from engine.logits_processor import ThinkctlLogitsProcessor
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
-from server.engine.logits_processor import ThinkctlLogitsProcessor
 from tests.controllers.helpers import END, INDUCE, START, V
 
 CLOSE = [END, INDUCE]

@@ -6,7 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probes import effort_table
+from server.config import ServerConfig
 from server.effort import EffortMap
+from server.plan import level_budgets
 
 lengths = st.lists(st.integers(1, 500), min_size=1, max_size=60)
 
@@ -35,13 +37,15 @@ def test_server_reads_the_table_and_interpolates(tmp_path):
     assert m.calibrated and m.natural_mean == 139.5
     assert m.budget(0.5) == dict(map(tuple, table["points"]))[0.5]
     assert m.budget(0.525) >= m.budget(0.5)
-    levels = [m.levels[k] for k in ("none", "minimal", "low", "medium", "high", "xhigh")]
-    assert levels == sorted(set(levels)) and m.levels["max"] is None  # strictly increasing
+    budgets = level_budgets(ServerConfig(model_name="m", effort=m))
+    levels = [budgets[k] for k in ("none", "minimal", "low", "medium", "high", "xhigh")]
+    assert levels == sorted(set(levels)) and budgets["max"] is None  # strictly increasing
 
 
 def test_uncalibrated_models_refuse_a_numeric_effort(tmp_path):
     m = EffortMap.load(tmp_path)
-    assert not m.calibrated and m.levels["none"] == 0
+    assert not m.calibrated
+    assert level_budgets(ServerConfig(model_name="m", effort=m))["none"] == 0
     with pytest.raises(ValueError):
         m.budget(0.5)
 

@@ -1,4 +1,4 @@
-"""Request fields -> LYNX's delta, cap and exit floor (server/control.py), without an engine."""
+"""Request fields -> LYNX's delta, cap and exit floor (server/plan.py), without an engine."""
 
 from pathlib import Path
 
@@ -6,9 +6,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from probes.artifact import EffortPoint
+from probes.model_folder import Conventions, ThinkTokens
 from server.config import ServerConfig
-from server.control import resolve_control
 from server.model_info import ModelInfo
+from server.plan import plan
 from server.probe_config import ProbeConfig
 from server.protocol import ChatCompletionRequest
 
@@ -25,17 +26,19 @@ FLOOR_5 = {"min_thinking_tokens": 5}
 
 @pytest.fixture(scope="module")
 def served():
+    conv = Conventions(answer_inducer="")
     config = ServerConfig(
-        model_name="testbed", probe=ProbeConfig("probe", 0.05, POINTS, {}), answer_inducer=""
+        model_name="testbed", probe=ProbeConfig("probe", 0.05, POINTS, {}), conventions=conv
     )
-    return config, ModelInfo.load(config, AutoTokenizer.from_pretrained(TESTBED), 512)
+    think = ThinkTokens.of(conv, AutoTokenizer.from_pretrained(TESTBED))
+    return config, ModelInfo("testbed", think, 512)
 
 
 def spec_of(served, **body):
     config, info = served
     req = ChatCompletionRequest(model="testbed", messages=[{"role": "user", "content": "x"}],
                                 **body)  # fmt: skip
-    return resolve_control(req, info, config)
+    return plan(req, info, config).spec
 
 
 @pytest.mark.parametrize(

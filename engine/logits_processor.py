@@ -30,14 +30,14 @@ from vllm.config import VllmConfig
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
+from engine import probe_runtime
+from engine.trace_channel import EventSender
 from probes import capture
 from probes.confidence import ConfidenceFeed, SampledConfidence, probe_input
 from server.controllers.phase import Delimiters, Phase, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
 from server.controllers.stack import ControlStack, apply_actions
 from server.controllers.top_h import apply_top_h
-from server.engine import probe_runtime
-from server.engine.trace_channel import EventSender
 
 # Stacks of requests that left the batch, kept so that a preempted request resumes a
 # forced sequence where it was instead of starting over. Bounded: finished requests
@@ -124,7 +124,7 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         for index, row in self._rows.items():
             n = len(row.output_ids)
             hidden = None
-            if cap is not None and n == row.seen + 1 and n > 0:
+            if cap is not None and capture.is_fresh_step(n, row.seen):
                 hidden = functools.partial(_features, cap, index, row.confidence)
             row.seen = n
             # Each row decides on its own logits as they came; all act together below.

@@ -1,4 +1,4 @@
-from calibration.forced_exit import cue_positions, forced_exits
+from probes.forced_exit import cue_positions, forced_exits
 
 END, CUE, INDUCE = 9, 5, 8
 

@@ -1,10 +1,11 @@
 """Forced exits: what would the model answer if thinking stopped right here?
 
 The trace is cut at a cue word, the end-of-thinking token and an answer inducer are
-appended, and a short greedy answer is decoded and checked. `forced_exits` cuts just
-before the cue (the testbed's overthinking and self-correction measures); LYNX labels
-(calibration/traces.py) keep the cue, because the server exits after the cue token was
-emitted, so a label says exactly what that exit would answer.
+appended, and a short greedy answer is decoded (engine/offline.py: `greedy_ids`) and
+checked. `forced_exits` cuts just before the cue (the testbed's overthinking and
+self-correction measures); LYNX labels (calibration/traces.py) keep the cue, because the
+server exits after the cue token was emitted, so a label says exactly what that exit
+would answer.
 """
 
 from __future__ import annotations
@@ -45,17 +46,6 @@ def forced_exits(
         for pos in cue_positions(output, cue_ids, close_ids[0]):
             exits.append(ForcedExit(t, pos, (*prompt, *output[:pos], *close_ids)))
     return exits
-
-
-def answer_forced_exits(llm, exits: Sequence[ForcedExit], max_tokens: int = 8) -> list[list[int]]:
-    """Greedy answers (token ids) of a vLLM `LLM` to each forced exit, in one batch."""
-    from vllm import SamplingParams
-    from vllm.inputs import TokensPrompt
-
-    params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
-    prompts = [TokensPrompt(prompt_token_ids=list(e.prompt_ids)) for e in exits]
-    outs = llm.generate(prompts, params, use_tqdm=False) if prompts else []
-    return [list(o.outputs[0].token_ids) for o in outs]
 
 
 def label_exits(

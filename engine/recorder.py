@@ -8,13 +8,14 @@ in the record spec, each record ends with the sampled-token confidence since the
 previous cue (probes/confidence.py), computed by the same code the server runs.
 
 Runs inside vLLM's worker: `CueRecorder` is a logits processor that never changes the
-logits; `RecorderExtension` (worker_extension_cls) hands the records back over
-`collective_rpc`, and importing this module in the worker makes it install the hooks
-once the model has loaded (probes/capture.py), as the server's worker does.
+logits; `thinkctl_take_records` of thinkctl's worker extension hands the records back over
+`collective_rpc`; the worker extension installs the hooks once the model has loaded, as
+for the server's engine (engine/worker.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,8 +30,13 @@ from probes.confidence import ConfidenceFeed, SampledConfidence, probe_input
 
 # extra_args: {"key": str, "cues": [ids], "end": id, "confidence": bool}
 RECORD_KEY = "thinkctl_record"
-PROCESSOR = "calibration.recorder:CueRecorder"
-EXTENSION = "calibration.recorder.RecorderExtension"
+PROCESSOR = "engine.recorder:CueRecorder"
+
+
+def record_args(key: str, cues: Iterable[int], end: int, confidence: bool) -> dict:
+    """The `extra_args` that make the recorder record a request's cues under `key`."""
+    return {RECORD_KEY: {"key": key, "cues": list(cues), "end": end, "confidence": confidence}}
+
 
 # key -> [(output position of the cue, float32 feature bytes)]
 _RECORDS: dict[str, list[tuple[int, bytes]]] = {}
@@ -77,11 +83,9 @@ class CueRecorder(LogitsProcessor):
         )  # fmt: skip
         for index, row in self._rows.items():
             n = len(row.output_ids)
-            fresh = n == row.seen + 1 and n > 0
+            fresh = capture.is_fresh_step(n, row.seen)
             row.seen = n
-            if row.closed:
-                continue
-            if not fresh:
+            if row.closed or not fresh:
                 continue
             last = row.output_ids[n - 1]
             if last == row.end:
@@ -94,13 +98,8 @@ class CueRecorder(LogitsProcessor):
         return logits
 
 
-capture.install_on_load()
-
-
-class RecorderExtension(capture.CaptureExtension):
-    """Mixed into vLLM's Worker; called by name through `collective_rpc`."""
-
-    def thinkctl_take_records(self) -> dict[str, list[tuple[int, bytes]]]:
-        out = dict(_RECORDS)
-        _RECORDS.clear()
-        return out
+def take_records() -> dict[str, list[tuple[int, bytes]]]:
+    """The records since the last call, forgotten here."""
+    out = dict(_RECORDS)
+    _RECORDS.clear()
+    return out

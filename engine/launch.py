@@ -12,16 +12,17 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from engine.probe_runtime import PROBE_ENV
+from engine.trace_channel import ADDR_ENV, EventCollector
 from probes import capture
-from server.engine.probe_runtime import PROBE_ENV
-from server.engine.trace_channel import ADDR_ENV, EventCollector
 
 LOGITS_PROCESSORS = (
-    "server.engine.logits_processor:ThinkctlLogitsProcessor",
-    "server.engine.logits_processor:ThinkctlTopHProcessor",
+    "engine.logits_processor:ThinkctlLogitsProcessor",
+    "engine.logits_processor:ThinkctlTopHProcessor",
 )
 # A dotted qualname: vLLM resolves worker extensions differently from logits processors.
-WORKER_EXTENSION = "server.engine.worker_ext.ThinkctlWorkerExtension"
+# Named, not imported: importing engine.worker patches vLLM's worker classes.
+WORKER_EXTENSION = "engine.worker.ThinkctlWorkerExtension"
 
 
 def start_engine(

@@ -1,0 +1,43 @@
+"""vLLM's engine arguments, parsed by vLLM and passed through to it untouched."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# The KV cache reserved on CPU when neither --gpu-memory-utilization nor
+# --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,
+# which fails on any machine where other processes hold memory.
+CPU_KV_CACHE_BYTES = 2 << 30
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """vLLM's argument parser (it rewrites `serve --model X` into the positional form)."""
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    return FlexibleArgumentParser(prog=prog, description=description)
+
+
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    AsyncEngineArgs.add_cli_args(parser)
+
+
+def engine_args(args: argparse.Namespace) -> Any:
+    """`AsyncEngineArgs` from the parsed flags (`gpu_memory_utilization` None: not given)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.platforms import current_platform
+
+    if args.gpu_memory_utilization is None:
+        if current_platform.is_cpu() and args.kv_cache_memory_bytes is None:
+            args.kv_cache_memory_bytes = CPU_KV_CACHE_BYTES
+        args.gpu_memory_utilization = 0.92  # vLLM's own default
+    return AsyncEngineArgs.from_cli_args(args)
+
+
+def http_keep_alive_s() -> int:
+    """vLLM's own knob for idle keep-alive connections (default 5 s), so both servers agree."""
+    from vllm import envs
+
+    return envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE

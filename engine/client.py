@@ -1,0 +1,101 @@
+"""The engine as the HTTP side sees it: vLLM's `AsyncLLM` behind a few methods that take
+and give plain data (token ids, text, a finish reason, thinkctl's control events), so
+routes and the generation never touch vLLM's types.
+
+Errors: whatever vLLM raises for one request leaves here as an `EngineError` carrying
+the HTTP status it deserves (vLLM's client errors 4xx, a dead engine 503, anything
+else 500); server/errors.py renders it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vllm import SamplingParams
+from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMError
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from engine.errors import EngineError
+from engine.launch import check_capture, start_engine
+from engine.trace_channel import EventCollector
+from server.controllers.stack import ControlEvent
+
+
+def _classified(exc: Exception) -> EngineError:
+    if isinstance(exc, GracefulHTTPError):
+        return EngineError(exc.message, int(exc.http_status))
+    if isinstance(exc, VLLMClientError | ValueError):  # a bare ValueError: vLLM's older form
+        return EngineError(str(exc), 400, None, getattr(exc, "parameter", None))
+    if isinstance(exc, EngineDeadError):
+        return EngineError("The engine is not running.", 503, "engine_dead")
+    return EngineError("Generation failed inside the engine.", 500, "engine_error")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New output of one engine request: token ids, their text, the finish reason at the end."""
+
+    token_ids: list[int]
+    text: str
+    finish_reason: str | None
+
+
+class Engine:
+    def __init__(self, llm: AsyncLLM, collector: EventCollector) -> None:
+        self._llm, self._collector = llm, collector
+
+    @classmethod
+    def start(cls, engine_args: Any, probe_dir: str | None, layers: Sequence[int]) -> Engine:
+        """thinkctl's engine (engine/launch.py): its logits processors and worker extension."""
+        return cls(*start_engine(engine_args, probe_dir, layers))
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._llm.get_tokenizer()
+
+    @property
+    def max_model_len(self) -> int:
+        return self._llm.model_config.max_model_len
+
+    async def check_capture(self) -> None:
+        await check_capture(self._llm)
+
+    @staticmethod
+    def params(sampling: Mapping[str, Any], extra_args: dict | None) -> SamplingParams:
+        """vLLM's sampling parameters, streamed as deltas; bad values are an EngineError."""
+        try:
+            return SamplingParams(
+                **sampling, extra_args=extra_args, output_kind=RequestOutputKind.DELTA
+            )
+        except (ValueError, VLLMClientError) as exc:  # e.g. an empty stop string
+            raise _classified(exc) from exc
+
+    async def generate(
+        self, prompt_ids: list[int], params: SamplingParams, request_id: str
+    ) -> AsyncIterator[Delta]:
+        prompt = {"prompt_token_ids": prompt_ids}
+        try:
+            async for out in self._llm.generate(prompt, params, request_id):
+                for comp in out.outputs:
+                    yield Delta(list(comp.token_ids), comp.text, comp.finish_reason)
+        except (VLLMError, ValueError) as exc:
+            raise _classified(exc) from exc
+
+    async def abort(self, request_ids: list[str]) -> None:
+        await self._llm.abort(request_ids)
+
+    def events(self, request_id: str) -> list[ControlEvent]:
+        """The request's control events from the worker (engine/trace_channel.py); call once."""
+        return self._collector.take(request_id)
+
+    async def check_health(self) -> None:
+        """Raises when the engine is dead."""
+        await self._llm.check_health()
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()
+        self._collector.close()

@@ -1,0 +1,394 @@
+"""One chat request -> one plan: everything the rest of the server needs, decided once.
+
+`plan()` is the only place that gives a request's fields their meaning. In order:
+
+1. **Refusals** that need no tokenizer: an unknown model, structured outputs, `n` over
+   the limit.
+2. **The preset** (server/catalog) fills in what the client left unset: the effort
+   level's action (a forced reply prefix, chat-template variables, a system prompt), the
+   length prompt (L1: "Think for N tokens.", N = the thinking budget of step 3), the
+   recommended instruction, and sampling defaults.
+3. **Thinking budget and LYNX.** The maximum comes from `thinkctl.max_thinking_tokens`,
+   else vLLM's `thinking_token_budget` (its alias; a conflict is a 400), else the numeric
+   `thinkctl.effort`, else `reasoning_effort`, both through the model's effort table
+   (server/effort.py; without one, `UNCALIBRATED_BUDGETS`). On a server with a probe,
+   an effort maps through the probe's calibrated points to (delta, cap, exit floor)
+   instead, unless `thinkctl.lynx` is false or an explicit budget is given;
+   `thinkctl.lynx` (true or options) turns LYNX on by itself.
+4. **The prompt**: messages through the model's chat template, with `reasoning_effort`
+   and `enable_thinking` as template variables (as vLLM passes them) under the client's
+   `chat_template_kwargs`.
+5. **Sampling**: vLLM's `SamplingParams` fields, `max_tokens` checked against the limits
+   and the room left in the context.
+6. **The control spec** (server/controllers/spec.py) the engine's logits processor runs,
+   with token ids resolved (close sequence, wait string, stop ids), or None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from probes.effort_table import LEVELS
+from server.catalog.schema import EffortAction
+from server.config import ServerConfig
+from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec
+from server.errors import InvalidRequest, NotFound
+from server.model_info import ModelInfo
+from server.protocol import ChatCompletionRequest, ChatMessage, LynxOptions, ThinkctlOptions
+
+# reasoning_effort -> maximum thinking tokens, for a model without an effort table (None: no cap).
+UNCALIBRATED_BUDGETS: dict[str, int | None] = {
+    "none": 0,
+    "minimal": 64,
+    "low": 256,
+    "medium": 1024,
+    "high": 4096,
+    "xhigh": 16384,
+    "max": None,
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    prompt_ids: list[int]
+    sampling: dict[str, Any]  # keyword arguments of vLLM's SamplingParams
+    spec: ControlSpec | None  # None: no controller asked for
+    n: int
+
+
+def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> Plan:
+    _refuse(req, info, config)
+    req = apply_preset(req, config)
+    lynx = _lynx(req, config)
+    max_think = thinking_budget(req, config) if lynx is None else lynx.cap
+    prompt_ids = _prompt_ids(req, info, config)
+    return Plan(
+        prompt_ids=prompt_ids,
+        sampling=_sampling(req, info, config, len(prompt_ids)),
+        spec=_control_spec(req, info, max_think, lynx),
+        n=req.n,
+    )
+
+
+# --- 1. refusals ----------------------------------------------------------------------
+
+
+def _refuse(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> None:
+    if req.model != info.name:
+        raise NotFound(f"The model {req.model!r} does not exist.", "model", "model_not_found")
+    if req.response_format and req.response_format.get("type", "text") != "text":
+        raise InvalidRequest(
+            "Structured outputs are not supported: a grammar could forbid the tokens that "
+            "thinking control forces.",
+            "response_format",
+            "unsupported_parameter",
+        )
+    max_n = config.limits.max_n
+    if req.n > max_n:
+        raise InvalidRequest(f"n is {req.n}; this server allows at most {max_n}.", "n",
+                             "limit_exceeded")  # fmt: skip
+
+
+# --- 2. the preset ----------------------------------------------------------------------
+
+
+def apply_preset(req: ChatCompletionRequest, config: ServerConfig) -> ChatCompletionRequest:
+    """The request with the served model's preset filled in where the client set nothing."""
+    preset = config.preset
+    if preset is None:
+        return req
+    entry = preset.entry
+    action = entry.action(req.reasoning_effort) or EffortAction()
+    update: dict = {"messages": _preset_messages(req, config, action)}
+    if action.mode_prefix and not (req.thinkctl and req.thinkctl.mode_prefix):
+        opts = req.thinkctl or ThinkctlOptions()
+        update["thinkctl"] = opts.model_copy(update={"mode_prefix": action.mode_prefix})
+    if action.chat_template_kwargs:
+        update["chat_template_kwargs"] = {
+            **action.chat_template_kwargs,
+            **(req.chat_template_kwargs or {}),
+        }
+    sampling = action.sampling.over(entry.sampling) if action.sampling else entry.sampling
+    if req.temperature is None and sampling.temperature is not None:
+        update["temperature"] = sampling.temperature
+    if req.top_p is None and sampling.top_p is not None:
+        update["top_p"] = sampling.top_p
+    return req.model_copy(update=update)
+
+
+def _preset_messages(
+    req: ChatCompletionRequest, config: ServerConfig, action: EffortAction
+) -> list[ChatMessage]:
+    preset = config.preset
+    assert preset is not None
+    entry = preset.entry
+    messages = list(req.messages)
+    if action.system_prompt and not any(m.role in ("system", "developer") for m in messages):
+        messages.insert(0, ChatMessage(role="system", content=action.system_prompt))
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    if last is None:
+        return messages
+    text = messages[last].text()
+    ins = entry.instruction if preset.instruction else None
+    if ins is not None and ins.text not in text:  # once, even if the client already added it
+        parts = [ins.text, text] if ins.placement == "prefix" else [text, ins.text]
+        text = ins.separator.join(parts)
+    lp = entry.length_prompt
+    if lp is not None:
+        # N is the thinking budget the budget controller enforces, so the model's own
+        # mechanism and the stop controllers agree (uncapped: the trained maximum; no
+        # effort and no budget named: the entry's default).
+        if _names_length(req):
+            budget = thinking_budget(req, config)
+            n = lp.max_tokens if budget is None else budget
+        else:
+            n = lp.default_tokens
+        text = text + lp.separator + lp.render(n)
+    messages[last] = messages[last].model_copy(update={"content": text})
+    return messages
+
+
+def _names_length(req: ChatCompletionRequest) -> bool:
+    opts = req.thinkctl
+    return (
+        req.reasoning_effort is not None
+        or req.thinking_token_budget not in (None, -1)
+        or (opts is not None and (opts.effort is not None or opts.max_thinking_tokens is not None))
+    )
+
+
+# --- 3. thinking budget and LYNX -----------------------------------------------------------
+
+
+def _explicit_budget(req: ChatCompletionRequest) -> int | None:
+    """`thinkctl.max_thinking_tokens` or vLLM's `thinking_token_budget` (-1: none)."""
+    ours = req.thinkctl.max_thinking_tokens if req.thinkctl else None
+    vllms = req.thinking_token_budget if req.thinking_token_budget not in (None, -1) else None
+    if ours is not None and vllms is not None and ours != vllms:
+        raise InvalidRequest(
+            "thinking_token_budget and thinkctl.max_thinking_tokens disagree; send one.",
+            "thinking_token_budget",
+        )
+    return ours if ours is not None else vllms
+
+
+def level_budgets(config: ServerConfig) -> dict[str, int | None]:
+    """reasoning_effort level -> maximum thinking tokens on this server (no probe)."""
+    effort = config.effort
+    if not effort.calibrated:
+        return dict(UNCALIBRATED_BUDGETS)
+    levels: dict[str, int | None] = {k: effort.budget(v) for k, v in effort.fractions.items()}
+    levels["max"] = None
+    return levels
+
+
+def effort_card(config: ServerConfig) -> dict:
+    """What /v1/models says effort means on this server (without a probe)."""
+    effort = config.effort
+    return {
+        "calibrated": effort.calibrated,
+        "policy": "budget",
+        "natural_mean_thinking_tokens": effort.natural_mean,
+        "levels": {
+            k: {"effort": effort.fractions.get(k), "max_thinking_tokens": v}
+            for k, v in level_budgets(config).items()
+        },
+    }
+
+
+def thinking_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
+    """The maximum thinking budget without LYNX: explicit, else numeric effort, else level."""
+    explicit = _explicit_budget(req)
+    if explicit is not None:
+        return explicit
+    effort = req.thinkctl.effort if req.thinkctl else None
+    if effort is not None:
+        if not config.effort.calibrated:
+            raise InvalidRequest(
+                "this model has no effort calibration: numeric effort needs an effort table "
+                "(python -m calibration.effort); use reasoning_effort or a thinking budget "
+                "instead.",
+                "thinkctl.effort",
+            )
+        return config.effort.budget(effort)
+    if req.reasoning_effort is not None:
+        return level_budgets(config).get(req.reasoning_effort)
+    return None
+
+
+def _effort_fraction(req: ChatCompletionRequest, config: ServerConfig) -> float | None:
+    if req.thinkctl and req.thinkctl.effort is not None:
+        return req.thinkctl.effort
+    level = req.reasoning_effort
+    if level is None:
+        return None
+    if level == "max":
+        return 1.0
+    return config.effort.fractions.get(level, LEVELS.get(level))
+
+
+@dataclass(frozen=True)
+class _Lynx:
+    delta: float | None  # None: LYNX's share is only the cap (an effort the probe cannot reach)
+    cap: int | None
+    floor: int
+
+
+def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
+    """LYNX's share of the request's control, or None when LYNX has no say."""
+    asked = req.thinkctl.lynx if req.thinkctl else None
+    if asked is False:
+        return None
+    probe = config.probe
+    if probe is None:
+        if asked is not None:
+            raise InvalidRequest(
+                "thinkctl.lynx needs a server started with --probe DIR (thinkctl calibrate "
+                "makes one).",
+                "thinkctl.lynx",
+            )
+        return None
+    opts = asked if isinstance(asked, LynxOptions) else None
+    delta = opts.delta if opts else None
+    floor = opts.min_thinking_tokens if opts else None
+    effort = _effort_fraction(req, config)
+    if effort is not None and _explicit_budget(req) is None:
+        point = probe.for_effort(effort)
+        effort_delta = point.delta
+        if asked is not None:  # asked for LYNX explicitly: never switched off by effort
+            effort_delta = effort_delta or probe.default_delta
+        floor = point.min_thinking_tokens if floor is None else floor
+        return _Lynx(delta or effort_delta, point.max_thinking_tokens, floor)
+    if asked is not None:
+        return _Lynx(delta or probe.default_delta, thinking_budget(req, config), floor or 0)
+    return None
+
+
+# --- 4. the prompt ------------------------------------------------------------------------
+
+
+def _prompt_ids(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> list[int]:
+    messages: list[dict[str, Any]] = []
+    for m in req.messages:
+        msg: dict[str, Any] = {"role": m.role, "content": m.text()}
+        if m.name is not None:
+            msg["name"] = m.name
+        thought = m.reasoning if m.reasoning is not None else m.reasoning_content
+        if thought is not None:
+            msg["reasoning_content"] = thought  # the name chat templates (Qwen3) read
+        messages.append(msg)
+    kwargs: dict[str, Any] = {}
+    if req.reasoning_effort is not None:
+        # As vLLM does: templates with a thinking switch (Qwen3) read these.
+        kwargs["reasoning_effort"] = req.reasoning_effort
+        kwargs["enable_thinking"] = req.reasoning_effort != "none"
+    kwargs.update(req.chat_template_kwargs or {})  # the client's (or the preset's) win
+    try:
+        ids = info.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False, **kwargs
+        )
+    except Exception as exc:  # jinja raises for conversations the template refuses
+        raise InvalidRequest(f"The chat template rejected the messages: {exc}", "messages") from exc
+    if len(ids) >= info.max_model_len:
+        raise InvalidRequest(
+            f"This model's maximum context length is {info.max_model_len} tokens, but the "
+            f"messages take {len(ids)} tokens.",
+            "messages",
+            "context_length_exceeded",
+        )
+    most = config.limits.max_prompt_tokens
+    if most is not None and len(ids) > most:
+        raise InvalidRequest(
+            f"The messages take {len(ids)} tokens; this server allows at most {most}.",
+            "messages", "limit_exceeded",
+        )  # fmt: skip
+    return list(ids)
+
+
+# --- 5. sampling ----------------------------------------------------------------------
+
+
+def _sampling(
+    req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig, prompt_len: int
+) -> dict[str, Any]:
+    room = info.max_model_len - prompt_len
+    max_tokens = req.max_completion_tokens or req.max_tokens
+    param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+    cap = config.limits.max_completion_tokens
+    if cap is not None and max_tokens is not None and max_tokens > cap:
+        raise InvalidRequest(
+            f"{param} is {max_tokens}; this server allows at most {cap}.", param, "limit_exceeded"
+        )
+    if max_tokens is None and config.default_max_tokens is not None:  # preset default
+        max_tokens = min(config.default_max_tokens, cap or room, room)
+    if cap is not None and max_tokens is None:
+        max_tokens = min(cap, room)
+    if max_tokens is not None and max_tokens > room:
+        raise InvalidRequest(
+            f"This model's maximum context length is {info.max_model_len} tokens; the "
+            f"messages take {prompt_len}, leaving {room} for the completion, but {max_tokens} "
+            "were requested.",
+            param,
+            "context_length_exceeded",
+        )
+    return {
+        "max_tokens": max_tokens or room,
+        "temperature": 1.0 if req.temperature is None else req.temperature,
+        "top_p": 1.0 if req.top_p is None else req.top_p,
+        "presence_penalty": req.presence_penalty or 0.0,
+        "frequency_penalty": req.frequency_penalty or 0.0,
+        "seed": req.seed,
+        "stop": req.stop_list(),
+    }
+
+
+# --- 6. the control spec -----------------------------------------------------------------
+
+
+def _control_spec(
+    req: ChatCompletionRequest, info: ModelInfo, max_think: int | None, lynx: _Lynx | None
+) -> ControlSpec | None:
+    opts = req.thinkctl or ThinkctlOptions()
+    min_think = opts.min_thinking_tokens or 0
+    if max_think is not None and min_think > max_think:
+        raise InvalidRequest(
+            f"thinkctl.min_thinking_tokens ({min_think}) exceeds the maximum thinking budget "
+            f"({max_think}).",
+            "thinkctl.min_thinking_tokens",
+        )
+    wants_budget = max_think is not None or min_think > 0
+    lynx_delta = lynx.delta if lynx else None
+    if not (wants_budget or opts.ts or opts.top_h or opts.mode_prefix or lynx_delta):
+        return None
+    think = info.think
+    if not think.thinks:
+        if req.reasoning_effort is not None and req.thinkctl is None:
+            if req.thinking_token_budget is None:
+                return None  # effort is a hint; on a model that does not think it is moot
+        conv = think.conventions
+        raise InvalidRequest(
+            f"Model {info.name!r} has no single-token think delimiters "
+            f"({conv.think_start!r}/{conv.think_end!r}); thinkctl's controls need them.",
+            "thinkctl",
+        )
+    close = think.close(opts.answer_inducer)  # the request's inducer may be "" (a bare close)
+    budget = None
+    if wants_budget:
+        budget = BudgetSpec(
+            max=max_think,
+            min=min_think,
+            close=close,
+            wait=think.wait(opts.wait_string),
+            stop=sorted({think.require_end(), *think.eos}),
+        )
+    return ControlSpec(
+        think=(think.start, think.end),
+        mode=think.encode(opts.mode_prefix) if opts.mode_prefix else None,
+        budget=budget,
+        ts=opts.ts,
+        top_h=opts.top_h,
+        lynx=LynxSpec(delta=lynx_delta, close=close, min_thinking=lynx.floor)
+        if lynx and lynx_delta
+        else None,
+    )

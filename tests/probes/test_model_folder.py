@@ -1,0 +1,88 @@
+"""The model-folder reader: one set of conventions per folder, and every command that
+closes thinking (serve, calibrate, bench) builds the same close sequence from it."""
+
+import json
+import shutil
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from probes import model_folder
+from probes.model_folder import Conventions, FolderError
+
+TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
+
+
+def _served_close(model: Path, tok) -> list[int]:
+    """What `thinkctl serve` forces when a budget closes thinking (server/plan.py)."""
+    from server.cli import conventions
+    from server.config import ServerConfig
+    from server.model_info import ModelInfo
+    from server.plan import plan
+    from server.protocol import ChatCompletionRequest
+
+    flags = Namespace(**dict.fromkeys(Conventions.keys()))
+    config = ServerConfig(model_name="m", conventions=conventions(flags, str(model)))
+    info = ModelInfo("m", model_folder.ThinkTokens.of(config.conventions, tok), 512)
+    req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "1"}],
+                                thinkctl={"max_thinking_tokens": 3})  # fmt: skip
+    return plan(req, info, config).spec.budget.close
+
+
+def _calibration_close(model: Path, tok, tmp_path: Path) -> list[int]:
+    from calibration.cli import parse, think_tokens
+
+    args = parse(["--model", str(model), "--out", str(tmp_path / "probe")])
+    return think_tokens(str(model), args, tok).close()
+
+
+def _bench_close(model: Path, tok) -> list[int]:
+    from bench.accuracy import think_tokens
+
+    return think_tokens(model, tok).close()
+
+
+@pytest.fixture(scope="module")
+def bare_folder(tmp_path_factory) -> Path:
+    """The testbed's folder without its thinkctl.json: the reader's defaults apply."""
+    folder = tmp_path_factory.mktemp("bare") / "model"
+    shutil.copytree(TESTBED, folder, ignore=shutil.ignore_patterns("probe", "*.safetensors"))
+    (folder / model_folder.SETTINGS_FILE).unlink()
+    return folder
+
+
+@pytest.mark.parametrize(
+    "which, inducer", [("testbed", "\\boxed{"), ("bare", model_folder.ANSWER_INDUCER)]
+)
+def test_serve_calibrate_and_bench_close_thinking_alike(which, inducer, bare_folder, tmp_path):
+    model = TESTBED if which == "testbed" else bare_folder
+    tok = AutoTokenizer.from_pretrained(model)
+    expected = [tok.convert_tokens_to_ids(model_folder.THINK_END),
+                *tok.encode(inducer, add_special_tokens=False)]  # fmt: skip
+    assert _served_close(model, tok) == expected
+    assert _calibration_close(model, tok, tmp_path) == expected
+    assert _bench_close(model, tok) == expected
+
+
+def test_layers_stack_defaults_preset_folder_then_flags(tmp_path):
+    (tmp_path / model_folder.SETTINGS_FILE).write_text(json.dumps({"answer_inducer": "A:"}))
+    preset = {"answer_inducer": "P:", "think_end": "<end>"}
+    conv = model_folder.conventions(tmp_path, preset, {"wait_string": "Hmm", "think_end": None})
+    assert conv == Conventions(think_end="<end>", answer_inducer="A:", wait_string="Hmm")
+    assert model_folder.conventions("org/hub-id") == Conventions()  # a hub id: defaults
+
+
+def test_unknown_keys_in_thinkctl_json_are_refused(tmp_path):
+    (tmp_path / model_folder.SETTINGS_FILE).write_text(json.dumps({"answer": "x"}))
+    with pytest.raises(FolderError, match="unknown keys"):
+        model_folder.conventions(tmp_path)
+
+
+def test_delimiters_that_are_not_one_token_leave_the_model_non_thinking():
+    tok = AutoTokenizer.from_pretrained(TESTBED)
+    think = model_folder.ThinkTokens.of(Conventions(think_end="no such token"), tok)
+    assert not think.thinks
+    with pytest.raises(FolderError, match="not one token"):
+        think.close()
