@@ -57,6 +57,15 @@ class _Row:
     confidence: SampledConfidence | None = None  # only for a LYNX probe that reads it
 
 
+def _first_tp_rank() -> bool:
+    from vllm.distributed.parallel_state import (
+        get_tensor_model_parallel_rank,
+        model_parallel_is_initialized,
+    )
+
+    return not model_parallel_is_initialized() or get_tensor_model_parallel_rank() == 0
+
+
 def spec_of(params: SamplingParams) -> ControlSpec | None:
     raw = (params.extra_args or {}).get(SPEC_KEY)
     return None if raw is None else ControlSpec.model_validate(raw)
@@ -72,7 +81,9 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
         self._rows: dict[int, _Row] = {}
         self._parked: OrderedDict[str, _Row] = OrderedDict()
-        self._sender = EventSender.from_env()
+        # Every tensor-parallel rank runs this processor on the same logits and takes the
+        # same decisions; only the first reports them, so each event counts once.
+        self._sender = EventSender.from_env() if _first_tp_rank() else None
         self._probe = probe_runtime.from_env()
         self._confidence = ConfidenceFeed()
 

@@ -1,0 +1,264 @@
+"""Real reasoning models' conventions through the real engine and HTTP server.
+
+Genuine tokenizers and chat templates (tests/fixtures/real_tokenizers) on tiny
+random-weight models of the real architectures, with the real 151,936-token vocabulary
+(tests/real_models.py). Random weights never think on their own, so thinking is opened by
+the template or by a forced `<think>\\n` prefix, and every check is about the plumbing:
+the forced close, the reasoning/content split against vLLM's own reasoning parsers,
+streaming, `reasoning_tokens`, every controller and effort level.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+
+from bench.server_process import start_server, stop_server
+from probes import model_folder
+from probes.cues import cue_token_ids_of
+from tests.real_models import cached_model
+
+pytestmark = pytest.mark.engine
+
+THINK = "<think>\n"
+R1_PRESET = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+R1_INDUCER = "\n**Final Answer**\n\\boxed"  # the R1 preset's (DEER's)
+LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str  # a convention of tests/real_models.py
+    parser: str  # vLLM's reasoning parser for this family
+    prompt_opens_thinking: bool  # the template ends in <think>\n
+    preset: str | None
+    inducer: str
+    think_prompt: bool = False  # R1's later template: <think>\n added to the prompt
+
+
+CASES = {
+    # R1-Distill's original template: the prompt ends at the Assistant tag.
+    "r1_original": Case("r1_distill", "deepseek_r1", False, R1_PRESET, R1_INDUCER),
+    # Its later template, which opens thinking in the prompt.
+    "r1_think_prompt": Case("r1_distill", "deepseek_r1", True, R1_PRESET, R1_INDUCER, True),
+    "qwen3": Case("qwen3", "qwen3", False, "Qwen/Qwen3-4B", model_folder.ANSWER_INDUCER),
+    "qwen3_thinking_2507": Case(
+        "qwen3_thinking_2507", "deepseek_r1", True, None, model_folder.ANSWER_INDUCER
+    ),
+}
+
+
+def _folder(case: Case, tmp: Path) -> Path:
+    source = cached_model(case.model)
+    if not case.think_prompt:
+        return source
+    folder = tmp / "r1_think_prompt"
+    shutil.copytree(source, folder)
+    path = folder / "tokenizer_config.json"
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    old = "{{'<｜Assistant｜>'}}{% endif %}"
+    assert cfg["chat_template"].endswith(old)
+    cfg["chat_template"] = cfg["chat_template"][: -len(old)] + (
+        "{{'<｜Assistant｜><think>\\n'}}{% endif %}"
+    )
+    path.write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+@dataclass
+class Served:
+    case: Case
+    client: openai.OpenAI
+    tok: object
+    base_url: str
+
+    def ask(self, stream: bool = False, **body):
+        thinkctl = dict(body.pop("thinkctl", {}))
+        if not self.case.prompt_opens_thinking and body.get("reasoning_effort") is None:
+            thinkctl.setdefault("mode_prefix", THINK)  # random weights never open it
+        extra = {"thinkctl": thinkctl, "return_token_ids": True}
+        body.setdefault("temperature", 0.0)
+        body.setdefault("max_tokens", 24)
+        return self.client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "What is 2+2?"}],
+            stream=stream, extra_body=extra, **body,
+        )  # fmt: skip
+
+    def close_ids(self, inducer: str | None = None) -> list[int]:
+        end = self.tok.convert_tokens_to_ids(model_folder.THINK_END)
+        text = self.case.inducer if inducer is None else inducer
+        return [end, *self.tok.encode(text, add_special_tokens=False)]
+
+    def vllm_split(self, r) -> tuple[str, str]:
+        """vLLM's own reasoning parser on the same token ids, told the prompt as `vllm
+        serve` tells it, decoding as its request adjustment asks."""
+        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+        from vllm.reasoning import ReasoningParserManager
+
+        parser = ReasoningParserManager.get_reasoning_parser(self.case.parser)(self.tok)
+        req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}])
+        if hasattr(parser, "adjust_request"):
+            req = parser.adjust_request(req) or req
+        if hasattr(parser, "adjust_initial_state_from_prompt"):
+            parser.adjust_initial_state_from_prompt(r.model_extra["prompt_token_ids"])
+        ids = r.choices[0].model_extra["token_ids"]
+        text = self.tok.decode(ids, skip_special_tokens=req.skip_special_tokens)
+        reasoning, content = parser.extract_reasoning(text, req)
+        return reasoning or "", content or ""
+
+    def split(self, r) -> tuple[str, str]:
+        message = r.choices[0].message
+        return _reasoning(message), message.content or ""
+
+    def check_split(self, r) -> None:
+        """thinkctl's split equals vLLM's parser's wherever both define it: thinking opened
+        (by the prompt or the reply) and closed at most once. Two cases differ by design,
+        and are pinned to thinkctl's rule instead:
+        - a reply that never opens thinking is all content for thinkctl, whose controllers
+          count thinking only inside the block; vLLM 0.32's `deepseek_r1` and `qwen3`
+          parsers call it reasoning (they assume replies start inside thinking);
+        - a second `</think>` after the block is answer text for thinkctl (and for
+          `deepseek_r1`); the `qwen3` parser drops it."""
+        ids = r.choices[0].model_extra["token_ids"]
+        start, end = self.tok.convert_tokens_to_ids([model_folder.THINK_START,
+                                                     model_folder.THINK_END])  # fmt: skip
+        reasoning, content = self.split(r)
+        if not (self.case.prompt_opens_thinking or start in ids):
+            assert reasoning == ""
+            assert content == self.tok.decode(ids, skip_special_tokens=True)
+            return
+        vllm_reasoning, vllm_content = self.vllm_split(r)
+        assert reasoning == vllm_reasoning
+        if ids.count(end) <= 1 or self.case.parser == "deepseek_r1":
+            assert content == vllm_content
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def served(request, tmp_path_factory) -> Iterator[Served]:
+    from transformers import AutoTokenizer
+
+    case = CASES[request.param]
+    tmp = tmp_path_factory.mktemp(request.param)
+    folder = _folder(case, tmp)
+    args = ["--served-model-name", "m", "--dtype", "float32", "--max-model-len", "1024",
+            "--max-num-seqs", "8", "--kv-cache-memory-bytes", str(256 << 20)]  # fmt: skip
+    if case.preset:
+        args += ["--preset", case.preset]
+    try:
+        proc, url = start_server(str(folder), tmp / "serve.log", args, timeout_s=600)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
+    try:
+        yield Served(case, client, AutoTokenizer.from_pretrained(folder), url)
+    finally:
+        stop_server(proc)
+
+
+def _reasoning(message) -> str:
+    return (message.model_extra or {}).get("reasoning") or ""
+
+
+def test_budget_closes_with_the_end_and_the_inducer_ids_and_splits_like_vllm(served):
+    r = served.ask(thinkctl={"max_thinking_tokens": 6})
+    choice = r.choices[0]
+    ids = choice.model_extra["token_ids"]
+    trace = choice.model_extra["thinkctl"]
+    assert trace["exit_reason"] == "budget", trace
+    (event,) = [e for e in trace["events"] if e["controller"] == "budget"]
+    close = served.close_ids()
+    assert ids[event["at"] : event["at"] + len(close)] == close
+    assert event["forced_tokens"] == len(close)
+    assert trace["thinking_tokens"] == 6 == r.usage.completion_tokens_details.reasoning_tokens
+    served.check_split(r)
+    assert choice.message.content  # the answer follows the close
+
+
+def test_streaming_gives_the_same_reply(served):
+    body = {"thinkctl": {"max_thinking_tokens": 5}, "stream_options": {"include_usage": True}}
+    whole = served.ask(**body).choices[0]
+    reasoning, content, trace, usage = [], [], None, None
+    for chunk in served.ask(stream=True, **body):
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for c in chunk.choices:
+            reasoning.append((c.delta.model_extra or {}).get("reasoning") or "")
+            content.append(c.delta.content or "")
+            trace = (c.model_extra or {}).get("thinkctl") or trace
+    assert "".join(reasoning) == _reasoning(whole.message)
+    assert "".join(content) == whole.message.content
+    assert trace == whole.model_extra["thinkctl"]
+    assert usage.completion_tokens_details.reasoning_tokens == 5
+
+
+@pytest.mark.parametrize(
+    "thinkctl, temperature",
+    [
+        ({"ts": {"strength": 1e6}, "max_thinking_tokens": 12}, 0.0),
+        ({"top_h": {"alpha": 0.4, "phase": "both"}, "max_thinking_tokens": 12}, 1.0),
+        ({"max_thinking_tokens": 4, "answer_inducer": ""}, 0.0),
+    ],
+)
+def test_every_controller_keeps_vllms_split(served, thinkctl, temperature):
+    r = served.ask(thinkctl=thinkctl, temperature=temperature, seed=1)
+    choice = r.choices[0]
+    ids = choice.model_extra["token_ids"]
+    trace = choice.model_extra["thinkctl"]
+    for name in ("ts", "top_h"):
+        assert (name in thinkctl) == (name in trace["controllers"])
+    served.check_split(r)
+    assert trace["thinking_tokens"] <= thinkctl["max_thinking_tokens"]
+    if thinkctl.get("answer_inducer") == "":
+        (event,) = [e for e in trace["events"] if e["controller"] == "budget"]
+        assert ids[event["at"] : event["at"] + 1] == served.close_ids("")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_every_effort_level(served, level):
+    r = served.ask(reasoning_effort=level, max_tokens=12)
+    choice = r.choices[0]
+    ids = choice.model_extra["token_ids"]
+    trace = choice.model_extra["thinkctl"]
+    served.check_split(r)
+    thinking = r.usage.completion_tokens_details.reasoning_tokens
+    assert thinking == trace["thinking_tokens"]
+    if level == "none":
+        assert thinking == 0  # thinking skipped (Qwen3's template) or closed at once
+    if level == "none" and served.case.prompt_opens_thinking:
+        assert trace["exit_reason"] == "budget"
+        assert ids[: len(served.close_ids())] == served.close_ids()
+
+
+def test_cue_words_as_real_models_spell_them_are_found(served):
+    cues = set(cue_token_ids_of(served.tok))
+    for text in ("Wait", " Wait", "wait", " wait", "\n\nWait", "Hmm", " Hmm", "Alternatively",
+                 " Alternatively", "Wait,", "\n\nHmm,"):  # fmt: skip
+        ids = served.tok.encode(text, add_special_tokens=False)
+        assert cues & set(ids), (text, ids)
+    # Cues are whole tokens: "await" and "waiting" are tokens of their own and never cues.
+    # (A word BPE splits after a cue's piece, " Waiter" = " Wait" + "er", is seen as one.)
+    for text in ("await", "waiting", " awaited"):
+        assert not cues & set(served.tok.encode(text, add_special_tokens=False)), text
+
+
+def test_the_minimum_budget_injects_the_wait_string_as_the_tokenizer_spells_it(served):
+    """Random weights never try to stop, so this checks the plan the engine receives; the
+    injection itself is exercised on the testbed (tests/server/test_budget.py)."""
+    from server.config import ServerConfig
+    from server.model_info import ModelInfo
+    from server.plan import plan
+    from server.protocol import ChatCompletionRequest
+
+    think = model_folder.ThinkTokens.of(model_folder.Conventions(), served.tok)
+    info = ModelInfo("m", think, 1024)
+    req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}],
+                                thinkctl={"min_thinking_tokens": 3, "wait_string": "\n\nWait"})  # fmt: skip
+    spec = plan(req, info, ServerConfig(model_name="m")).spec
+    assert spec.budget.wait == served.tok.encode("\n\nWait", add_special_tokens=False)
+    assert spec.budget.stop == sorted({think.end, *think.eos})
