@@ -340,6 +340,15 @@ def _sampling(
         "frequency_penalty": req.frequency_penalty or 0.0,
         "seed": req.seed,
         "stop": req.stop_list(),
+        "top_k": 0 if req.top_k is None else req.top_k,  # 0 or -1: off, as in vLLM
+        "min_p": req.min_p or 0.0,
+        "repetition_penalty": 1.0 if req.repetition_penalty is None else req.repetition_penalty,
+        "logit_bias": {int(k): v for k, v in req.logit_bias.items()} if req.logit_bias else None,
+        "min_tokens": req.min_tokens,
+        "stop_token_ids": req.stop_token_ids or None,
+        "ignore_eos": req.ignore_eos,
+        "skip_special_tokens": req.skip_special_tokens,
+        "spaces_between_special_tokens": req.spaces_between_special_tokens,
     }
 
 

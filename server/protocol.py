@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from server.controllers.spec import Delta, TopHSpec, TSSpec
 
@@ -113,9 +121,30 @@ class ThinkctlOptions(BaseModel):
         return self
 
 
-class ChatCompletionRequest(BaseModel):
-    # Unknown fields are ignored, as vLLM does, so clients written for other servers work.
-    model_config = ConfigDict(extra="ignore")
+# vLLM's chat-completion fields that thinkctl does not serve (yet), with vLLM's defaults:
+# sending one with another value is a 400 that names it, never a silent drop.
+NOT_SERVED: dict[str, Any] = {
+    "logprobs": False, "top_logprobs": 0, "prompt_logprobs": None, "logprob_token_ids": None,
+    "return_tokens_as_token_ids": None, "tools": None, "tool_choice": "none",
+    "parallel_tool_calls": True, "structured_outputs": None, "use_beam_search": False,
+    "length_penalty": 1.0, "echo": False, "add_generation_prompt": True,
+    "continue_final_message": False, "add_special_tokens": False, "chat_template": None,
+    "documents": None, "allowed_token_ids": None, "bad_words": None,
+    "include_stop_str_in_output": False, "truncate_prompt_tokens": None,
+    "truncation_side": None, "priority": 0, "request_id": None, "cache_salt": None,
+    "kv_transfer_params": None, "ec_transfer_params": None, "vllm_xargs": None,
+    "mm_processor_kwargs": None, "media_io_kwargs": None, "mm_payload": "tensors",
+    "return_mm_kwargs": None, "return_prompt_text": None, "return_token_offsets": False,
+    "repetition_detection": None, "routed_experts_prompt_start": 0, "session_id": None,
+    "stream_interval": None, "watermarking": None,
+}  # fmt: skip
+_NotServed = create_model("_NotServed", **{k: (Any, None) for k in NOT_SERVED})  # type: ignore[call-overload]
+
+
+class ChatCompletionRequest(_NotServed):
+    # A field neither OpenAI's, vLLM's nor thinkctl's is a 400 that names it, as OpenAI
+    # answers one: a misspelt option must not be silently dropped.
+    model_config = ConfigDict(extra="forbid")
 
     model: str
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
@@ -138,9 +167,33 @@ class ChatCompletionRequest(BaseModel):
     thinking_token_budget: int | None = Field(default=None, ge=-1)
     include_reasoning: bool = True
     return_token_ids: bool = False
+    # vLLM's sampling extensions, passed to SamplingParams with vLLM's meaning.
+    top_k: int | None = Field(default=None, ge=-1)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    min_tokens: int = Field(default=0, ge=0)
+    stop_token_ids: list[int] | None = Field(default=None, max_length=64)
+    ignore_eos: bool = False
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
     # Structured outputs are not served: a grammar mask could exclude a forced token.
     response_format: dict[str, Any] | None = None
     thinkctl: ThinkctlOptions | None = None
+
+    @field_validator(*NOT_SERVED, check_fields=False)
+    @classmethod
+    def _not_served(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and value != NOT_SERVED[info.field_name]:
+            raise ValueError(f"{info.field_name} is not supported by thinkctl")
+        return value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        if bias is not None and not all(k.isdigit() for k in bias):
+            raise ValueError("logit_bias keys must be token ids")
+        return bias
 
     @field_validator("chat_template_kwargs")
     @classmethod

@@ -37,6 +37,15 @@ VOCAB_SIZE = 151936  # config.json of R1-Distill-Qwen-1.5B and of every Qwen3
 # Per convention: the architecture and the real config/generation_config token ids;
 # rope_theta and context length are those of R1-Distill-Qwen-1.5B, Qwen3-4B and
 # Qwen3-4B-Thinking-2507.
+_QWEN3_IDS: dict[str, Any] = {
+    "model_type": "qwen3",
+    "config": {"bos_token_id": 151643, "eos_token_id": 151645},
+    "generation": {
+        "bos_token_id": 151643,
+        "eos_token_id": [151645, 151643],
+        "pad_token_id": 151643,
+    },
+}
 MODELS: dict[str, dict[str, Any]] = {
     "r1_distill": {
         "model_type": "qwen2",
@@ -45,25 +54,9 @@ MODELS: dict[str, dict[str, Any]] = {
         "rope_theta": 10000.0,
         "max_position_embeddings": 131072,
     },
-    "qwen3": {
-        "model_type": "qwen3",
-        "config": {"bos_token_id": 151643, "eos_token_id": 151645},
-        "generation": {
-            "bos_token_id": 151643,
-            "eos_token_id": [151645, 151643],
-            "pad_token_id": 151643,
-        },
-        "rope_theta": 1000000.0,
-        "max_position_embeddings": 40960,
-    },
+    "qwen3": {**_QWEN3_IDS, "rope_theta": 1000000.0, "max_position_embeddings": 40960},
     "qwen3_thinking_2507": {
-        "model_type": "qwen3",
-        "config": {"bos_token_id": 151643, "eos_token_id": 151645},
-        "generation": {
-            "bos_token_id": 151643,
-            "eos_token_id": [151645, 151643],
-            "pad_token_id": 151643,
-        },
+        **_QWEN3_IDS,
         "rope_theta": 5000000.0,
         "max_position_embeddings": 262144,
     },
