@@ -82,7 +82,7 @@ class Served:
         thinkctl = dict(body.pop("thinkctl", {}))
         if not self.case.prompt_opens_thinking and body.get("reasoning_effort") is None:
             thinkctl.setdefault("mode_prefix", THINK)  # random weights never open it
-        extra = {"thinkctl": thinkctl, "return_token_ids": True}
+        extra = {"thinkctl": thinkctl, "return_token_ids": True, **body.pop("extra_body", {})}
         body.setdefault("temperature", 0.0)
         body.setdefault("max_tokens", 24)
         return self.client.chat.completions.create(
@@ -248,17 +248,19 @@ def test_cue_words_as_real_models_spell_them_are_found(served):
 
 
 def test_the_minimum_budget_injects_the_wait_string_as_the_tokenizer_spells_it(served):
-    """Random weights never try to stop, so this checks the plan the engine receives; the
-    injection itself is exercised on the testbed (tests/server/test_budget.py)."""
-    from server.config import ServerConfig
-    from server.model_info import ModelInfo
-    from server.plan import plan
-    from server.protocol import ChatCompletionRequest
-
-    think = model_folder.ThinkTokens.of(model_folder.Conventions(), served.tok)
-    info = ModelInfo("m", think, 1024)
-    req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}],
-                                thinkctl={"min_thinking_tokens": 3, "wait_string": "\n\nWait"})  # fmt: skip
-    spec = plan(req, info, ServerConfig(model_name="m")).spec
-    assert spec.budget.wait == served.tok.encode("\n\nWait", add_special_tokens=False)
-    assert spec.budget.stop == sorted({think.end, *think.eos})
+    """Tied random weights repeat their last token greedily, so a forced prefix that ends
+    in EOS makes EOS the model's top choice inside thinking: below the minimum, the wait
+    string replaces it (`ignore_eos` keeps the forced EOS from ending the request)."""
+    eos = served.tok.eos_token
+    thinkctl = {"min_thinking_tokens": 4, "wait_string": "\n\nWait"}
+    if not served.case.prompt_opens_thinking:
+        thinkctl["mode_prefix"] = THINK + eos
+    else:
+        thinkctl["mode_prefix"] = eos
+    r = served.ask(thinkctl=thinkctl, extra_body={"ignore_eos": True}, max_tokens=12)
+    choice = r.choices[0]
+    ids = choice.model_extra["token_ids"]
+    (event,) = [e for e in choice.model_extra["thinkctl"]["events"] if e["reason"] == "budget_min"]
+    wait = served.tok.encode("\n\nWait", add_special_tokens=False)
+    assert ids[event["at"] : event["at"] + len(wait)] == wait
+    assert event["forced_tokens"] == len(wait)
