@@ -23,10 +23,3 @@ class ModelInfo:
     def delims(self) -> Delimiters | None:
         """None: the model has no single-token think delimiters (served as non-thinking)."""
         return Delimiters(self.think.start, self.think.end) if self.think.thinks else None
-
-    @property
-    def eos_ids(self) -> frozenset[int]:
-        return self.think.eos
-
-    def encode(self, text: str) -> list[int]:
-        return self.think.encode(text)
