@@ -54,6 +54,14 @@ DEFAULT_SETTINGS = (
 MAX_TOKENS = 450
 
 
+def _fields(setting: str) -> dict:
+    """The setting's request fields, without the server's answer reserve: each setting is
+    measured alone, and MAX_TOKENS is the bench's own cut (the committed runs predate it)."""
+    body = parse_setting(setting)
+    body["thinkctl"] = {**body.get("thinkctl", {}), "answer_reserve": 0}
+    return body
+
+
 def parse_setting(setting: str) -> dict:
     """`budget:60+ts:100` -> the request fields that ask for it."""
     body: dict = {}
@@ -112,7 +120,7 @@ async def run_grid(
                 r = await client.chat.completions.create(
                     model=model, messages=[{"role": "user", "content": data.questions[i]}],
                     max_tokens=MAX_TOKENS, temperature=temperature, seed=k * n + i,
-                    extra_body={**parse_setting(setting), "return_token_ids": setting == "none"},
+                    extra_body={**_fields(setting), "return_token_ids": setting == "none"},
                 )  # fmt: skip
             choice = r.choices[0]
             trace = choice.model_extra["thinkctl"]

@@ -65,15 +65,19 @@ DELTA_NEVER = 0.001  # below 1/(n0 + 1) of any shipped calibration: scores every
 # engine can keep the benchmark client off the CPU for seconds between two requests, and
 # aiohttp then reuses a connection the server has just closed ("Server disconnected").
 SERVER_ENV = {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "60"}
+# thinkctl's scenarios opt out of the answer reserve, so that each measures its own
+# controllers (and no_control none at all) against the same max_tokens as vLLM.
+NO_RESERVE = {"answer_reserve": 0}
 SCENARIOS: dict[str, tuple[str, dict]] = {  # name -> (server, extra body)
     "vllm": ("vllm", {}),
-    "no_control": ("thinkctl", {}),
+    "no_control": ("thinkctl", {"thinkctl": NO_RESERVE}),
     "step_controllers": (
-        "thinkctl", {"thinkctl": {"max_thinking_tokens": 440, "ts": {"strength": 1.01}}}
+        "thinkctl",
+        {"thinkctl": {"max_thinking_tokens": 440, "ts": {"strength": 1.01}, **NO_RESERVE}},
     ),
-    "lynx": ("probe", {"thinkctl": {"lynx": {"delta": DELTA_NEVER}}}),
-    "effort_medium": ("thinkctl", {"reasoning_effort": "medium"}),
-    "lynx_effort_medium": ("probe", {"reasoning_effort": "medium"}),
+    "lynx": ("probe", {"thinkctl": {"lynx": {"delta": DELTA_NEVER}, **NO_RESERVE}}),
+    "effort_medium": ("thinkctl", {"reasoning_effort": "medium", "thinkctl": NO_RESERVE}),
+    "lynx_effort_medium": ("probe", {"reasoning_effort": "medium", "thinkctl": NO_RESERVE}),
 }  # fmt: skip
 METRICS = ("failed", "output_throughput", "request_throughput", "total_token_throughput",
            "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",

@@ -41,3 +41,22 @@ def http_keep_alive_s() -> int:
     from vllm import envs
 
     return envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE
+
+
+# vLLM's reasoning parser for models that think in <think> ... </think> (single tokens).
+THINK_PARSER = "deepseek_r1"
+
+
+def grammars_wait_for_thinking(engine_args: Any, think: tuple[str, str] | None) -> bool:
+    """Make structured outputs apply to the answer only, as `vllm serve --reasoning-parser`
+    does: vLLM's grammar starts once its reasoning parser sees thinking end. `think` is the
+    model's (start, end) delimiters when they are single tokens, else None. A parser the
+    user named is kept; for <think>/</think> vLLM's DeepSeek-R1 parser is set, for the
+    grammar only (not vLLM's own thinking budget). False: no parser knows where this
+    model's thinking ends."""
+    if engine_args.reasoning_parser:
+        return True
+    if think != ("<think>", "</think>"):
+        return False
+    engine_args.structured_outputs_config.reasoning_parser = THINK_PARSER
+    return True

@@ -15,7 +15,7 @@ from typing import Any
 
 from vllm import SamplingParams
 from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMError
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -35,13 +35,26 @@ def _classified(exc: Exception) -> EngineError:
     return EngineError("Generation failed inside the engine.", 500, "engine_error")
 
 
+# One position's logprobs as vLLM returns them, in its order (the sampled token, then the
+# top alternatives): (token id, logprob, decoded token or None).
+Logprobs = list[tuple[int, float, str | None]]
+
+
 @dataclass(frozen=True)
 class Delta:
-    """New output of one engine request: token ids, their text, the finish reason at the end."""
+    """New output of one engine request: token ids, their text, the finish reason at the
+    end, and each token's logprobs when they were asked for."""
 
     token_ids: list[int]
     text: str
     finish_reason: str | None
+    logprobs: list[Logprobs] | None = None
+
+
+def _logprobs(out: Any) -> list[Logprobs] | None:
+    if out is None:
+        return None
+    return [[(tok, lp.logprob, lp.decoded_token) for tok, lp in step.items()] for step in out]
 
 
 class Engine:
@@ -66,12 +79,30 @@ class Engine:
 
     @staticmethod
     def params(sampling: Mapping[str, Any], extra_args: dict | None) -> SamplingParams:
-        """vLLM's sampling parameters, streamed as deltas; bad values are an EngineError."""
+        """vLLM's sampling parameters, streamed as deltas; bad values are an EngineError.
+        `sampling["structured_outputs"]` is a dict of vLLM's `StructuredOutputsParams`."""
+        sampling = dict(sampling)
+        grammar = sampling.pop("structured_outputs", None)
+        try:
+            if grammar is not None:
+                sampling["structured_outputs"] = StructuredOutputsParams(**grammar)
+        except (TypeError, ValueError, VLLMClientError) as exc:  # unknown keys, none or two
+            raise EngineError(str(exc), 400, None, "structured_outputs") from exc
         try:
             return SamplingParams(
                 **sampling, extra_args=extra_args, output_kind=RequestOutputKind.DELTA
             )
         except (ValueError, VLLMClientError) as exc:  # e.g. an empty stop string
+            raise _classified(exc) from exc
+
+    def verify(self, params: SamplingParams) -> None:
+        """vLLM's own checks of the parameters against this model (token ids in range, the
+        grammar compiles), run before any response is sent; failures are an EngineError."""
+        cfg = self._llm.vllm_config
+        try:
+            params.verify(cfg.model_config, cfg.speculative_config,
+                          cfg.structured_outputs_config, self.tokenizer)  # fmt: skip
+        except (VLLMError, ValueError) as exc:
             raise _classified(exc) from exc
 
     async def generate(
@@ -81,7 +112,8 @@ class Engine:
         try:
             async for out in self._llm.generate(prompt, params, request_id):
                 for comp in out.outputs:
-                    yield Delta(list(comp.token_ids), comp.text, comp.finish_reason)
+                    yield Delta(list(comp.token_ids), comp.text, comp.finish_reason,
+                                _logprobs(comp.logprobs))  # fmt: skip
         except (VLLMError, ValueError) as exc:
             raise _classified(exc) from exc
 
@@ -91,6 +123,11 @@ class Engine:
     def events(self, request_id: str) -> list[ControlEvent]:
         """The request's control events from the worker (engine/trace_channel.py); call once."""
         return self._collector.take(request_id)
+
+    @property
+    def dead(self) -> bool:
+        """The engine's processes have died (vLLM will not recover them)."""
+        return self._llm.errored
 
     async def check_health(self) -> None:
         """Raises when the engine is dead."""

@@ -11,6 +11,9 @@ Engine arguments are vLLM's own (`--max-model-len`, `--dtype`, `--tensor-paralle
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -30,6 +33,7 @@ from server.limits import Limits
 from server.probe_config import ProbeConfig
 
 DEFAULTS = Conventions()
+log = logging.getLogger("uvicorn.error")
 
 
 def _add_serve_args(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +91,12 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--wait-string", help="Text injected below a minimum thinking budget "
                    f"(default {DEFAULTS.wait_string}).")  # fmt: skip
     g.add_argument("--uvicorn-log-level", default="info", help="uvicorn's log level.")
+    g.add_argument("--enable-auto-tool-choice", action="store_true",
+                   help='As in vLLM: tool_choice "auto" (the default with tools) parses tool '
+                   "calls out of the answer with --tool-call-parser.")  # fmt: skip
+    g.add_argument("--tool-call-parser", metavar="NAME",
+                   help="vLLM's tool-call parser for the model's format, e.g. hermes "
+                   "(Qwen3).")  # fmt: skip
     g.add_argument(
         "--probe",
         type=Path,
@@ -189,7 +199,8 @@ async def _serve(config: ServerConfig, engine_args) -> None:
             except RuntimeError as exc:
                 raise SystemExit(f"thinkctl: refusing probe {probe.path!r}: {exc}") from exc
         think = model_folder.ThinkTokens.of(config.conventions, engine.tokenizer)
-        info = ModelInfo(config.model_name, think, engine.max_model_len)
+        info = ModelInfo(config.model_name, think, engine.max_model_len,
+                         _tool_parser(config.tool_call_parser, engine.tokenizer))  # fmt: skip
         admission = Admission(config.limits)
         ctx = AppContext(config, engine, info, int(time.time()), admission)
         app = create_app(ctx)
@@ -198,9 +209,42 @@ async def _serve(config: ServerConfig, engine_args) -> None:
         signal.signal(signal.SIGTERM, _exit_quietly)
         uv = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
                             timeout_keep_alive=engine_cli.http_keep_alive_s())  # fmt: skip
-        await DrainingServer(uv, admission).serve()
+        server = DrainingServer(uv, admission)
+        watchdog = asyncio.create_task(_stop_when_engine_dies(engine, server))
+        await server.serve()
+        watchdog.cancel()
+        if engine.dead:  # as `vllm serve` does: exit, so that a supervisor restarts us
+            raise SystemExit("thinkctl: the engine died; the server stopped.")
     finally:
         engine.shutdown()
+
+
+async def _stop_when_engine_dies(engine, server) -> None:
+    """In-flight requests fail with the engine (503s, error events); then the server stops."""
+    while not engine.dead:
+        await asyncio.sleep(0.5)
+    log.error("The engine died: failing in-flight requests and stopping the server.")
+    server.should_exit = True
+
+
+def _tool_parser(name: str | None, tokenizer):
+    from engine.tools import AutoToolParser
+
+    try:
+        return None if name is None else AutoToolParser(name, tokenizer)
+    except ValueError as exc:
+        raise SystemExit(f"thinkctl: {exc}") from exc
+
+
+def _grammars_after_thinking(args: argparse.Namespace, engine_args, conv: Conventions) -> bool:
+    """Whether structured outputs can wait for the end of thinking (engine/args.py)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(args.tokenizer or args.model,
+                                        trust_remote_code=args.trust_remote_code)  # fmt: skip
+    think = model_folder.ThinkTokens.of(conv, tok)
+    delims = (conv.think_start, conv.think_end) if think.thinks else None
+    return engine_cli.grammars_wait_for_thinking(engine_args, delims)
 
 
 def conventions(args: argparse.Namespace, model: str, preset=None) -> Conventions:
@@ -243,11 +287,23 @@ def serve(args: argparse.Namespace) -> None:
             request_timeout_s=args.request_timeout,
         ),
         conventions=conventions(args, model, preset),
+        auto_tool_choice=args.enable_auto_tool_choice,
+        tool_call_parser=args.tool_call_parser,
     )
+    if args.enable_auto_tool_choice and not args.tool_call_parser:
+        raise SystemExit("thinkctl: --enable-auto-tool-choice needs --tool-call-parser")
+    if args.tool_call_parser:
+        from engine.tools import parser_names
+
+        if args.tool_call_parser not in parser_names():
+            raise SystemExit(f"thinkctl: unknown --tool-call-parser {args.tool_call_parser!r}; "
+                             f"vLLM has {parser_names()}")  # fmt: skip
     try:
         engine_args = engine_cli.engine_args(args)  # vLLM reads the model's config here already
+        grammar_after_thinking = _grammars_after_thinking(args, engine_args, config.conventions)
     except Exception as exc:
         raise _cannot_start(model, exc) from exc
+    config = dataclasses.replace(config, grammar_after_thinking=grammar_after_thinking)
     # vLLM's own server runs on uvloop: the same loop keeps the HTTP side of the serving
     # benchmark like for like (bench/serve.py counts its CPU per token).
     uvloop.run(_serve(config, engine_args))

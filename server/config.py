@@ -37,3 +37,10 @@ class ServerConfig:
     # max_tokens for requests that set none (a preset's recommendation); None: the room left
     # in the context.
     default_max_tokens: int | None = None
+    # vLLM's --enable-auto-tool-choice: tool_choice "auto" parses calls out of the answer
+    # with the --tool-call-parser (server/model_info.py holds the parser).
+    auto_tool_choice: bool = False
+    tool_call_parser: str | None = None
+    # Whether the engine's grammars wait for the end of thinking (a reasoning parser is
+    # set, engine/args.py); without it a thinking model refuses structured outputs.
+    grammar_after_thinking: bool = True

@@ -4,6 +4,10 @@ Each choice is its own engine request (`<id>-<index>`), so that the logits proce
 control events, which carry that id, belong to exactly one choice. The thinking/answer
 split is made on token ids with the same `PhaseTracker` the controllers use, so
 `reasoning_tokens` and the controllers' notion of "thinking" always agree.
+
+The plan's reply rules then apply to the answer only: stop strings (server/stop_strings.py;
+a match aborts that choice's engine request) and tool calls (server/tool_calls.py; the
+answer is held back until the choice ends, then parsed whole).
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.client import Engine
+from engine.client import Delta, Engine
 from server import metrics
 from server.controllers.phase import Part, Phase, PhaseTracker, initial_phase
 from server.controllers.spec import ID_KEY, SPEC_KEY
 from server.controllers.stack import ControlEvent
+from server.logprobs import chat_logprobs
 from server.model_info import ModelInfo
 from server.plan import Plan
 from server.protocol import ControlEventOut, ControlTrace
+from server.stop_strings import StopStrings
+from server.tool_calls import finish_reason, tool_calls
 
 
 @dataclass
@@ -31,6 +38,8 @@ class ChoiceDelta:
     content: str = ""
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None  # set on the choice's last delta
+    logprobs: list[dict] | None = None  # OpenAI's entries for token_ids, when asked for
+    tool_calls: list[dict] | None = None  # on the last delta, when tools were called
 
 
 @dataclass
@@ -40,6 +49,8 @@ class _Choice:
     tracker: PhaseTracker | None
     entered_thinking: bool
     params: Any = None  # the engine's sampling parameters for this choice
+    stops: StopStrings | None = None
+    answer: list[str] = field(default_factory=list)  # held back for the tool parser
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     trace: ControlTrace | None = None
@@ -47,8 +58,8 @@ class _Choice:
     started_answer: bool = False
 
 
-# (choice, new token ids, their text, the engine's finish reason or None)
-_Item = tuple[_Choice, list[int], str, str | None]
+# (choice, the engine's delta)
+_Item = tuple[_Choice, Delta]
 
 
 class Generation:
@@ -57,7 +68,7 @@ class Generation:
 
     def __init__(self, engine: Engine, info: ModelInfo, plan: Plan, request_id: str) -> None:
         self.engine, self.info = engine, info
-        self.prompt_ids, self.spec = plan.prompt_ids, plan.spec
+        self.prompt_ids, self.spec, self.reply = plan.prompt_ids, plan.spec, plan.reply
         spec_wire = plan.spec.model_dump(mode="json") if plan.spec is not None else None
         self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(plan.n)]
         for c in self.choices:
@@ -66,6 +77,9 @@ class Generation:
                 sampling["seed"] += c.index  # n choices must not repeat each other
             extra = None if spec_wire is None else {SPEC_KEY: spec_wire, ID_KEY: c.request_id}
             c.params = engine.params(sampling, extra)
+            engine.verify(c.params)
+            if self.reply.stop:
+                c.stops = StopStrings(self.reply.stop, self.reply.include_stop)
         self.created = time.monotonic()  # the request's arrival, for the waiting-time metrics
 
     def _new_choice(self, index: int, request_id: str) -> _Choice:
@@ -77,7 +91,7 @@ class Generation:
 
     async def _pump(self, choice: _Choice) -> AsyncGenerator[_Item, None]:
         async for d in self.engine.generate(self.prompt_ids, choice.params, choice.request_id):
-            yield choice, d.token_ids, d.text, d.finish_reason
+            yield choice, d
 
     def _split(self, choice: _Choice, ids: list[int], text: str) -> ChoiceDelta:
         delta = ChoiceDelta(choice.index, token_ids=ids)
@@ -113,15 +127,25 @@ class Generation:
         # queue between them cost two task switches per token on the HTTP side.
         items = pumps[0] if len(pumps) == 1 else _interleave(pumps)
         try:
-            async for choice, ids, text, finish in items:
-                choice.token_ids.extend(ids)
-                delta = self._split(choice, ids, text)
+            async for choice, out in items:
+                if choice.finish_reason is not None:
+                    continue  # stopped by a stop string; its engine request is being aborted
+                choice.token_ids.extend(out.token_ids)
+                delta = self._split(choice, out.token_ids, out.text)
+                if out.logprobs is not None and self.reply.top_logprobs is not None:
+                    delta.logprobs = chat_logprobs(
+                        out.token_ids, out.logprobs, self.reply.top_logprobs,
+                        self.info.tokenizer, self.reply.tokens_as_ids,
+                    )  # fmt: skip
+                finish = await self._answer_rules(choice, delta, out.finish_reason)
                 self._observe_first(choice, delta)
                 if finish is not None:
-                    choice.finish_reason = delta.finish_reason = _openai_finish(finish)
+                    choice.finish_reason = delta.finish_reason = finish
                     choice.trace = self._trace(choice)
                     metrics.observe_choice(choice.trace, len(choice.token_ids))
                 yield delta
+                if all(c.finish_reason is not None for c in self.choices):
+                    break
         finally:
             await items.aclose()
             unfinished = [c.request_id for c in self.choices if c.finish_reason is None]
@@ -129,6 +153,27 @@ class Generation:
                 await self.engine.abort(unfinished)
             for c in self.choices:
                 self.engine.events(c.request_id)  # forget events of aborted choices
+
+    async def _answer_rules(
+        self, choice: _Choice, delta: ChoiceDelta, engine_finish: str | None
+    ) -> str | None:
+        """Stop strings and tool calls on the delta's answer text; the choice's OpenAI
+        finish reason once it has ended."""
+        finish = None if engine_finish is None else _openai_finish(engine_finish)
+        if choice.stops is not None:
+            delta.content = choice.stops.feed(delta.content, final=finish is not None)
+            if choice.stops.matched is not None and finish is None:
+                finish = "stop"
+                await self.engine.abort([choice.request_id])
+        if self.reply.tools != "none":
+            choice.answer.append(delta.content)
+            delta.content = ""
+            if finish is not None:
+                parser = self.info.tool_parser
+                content, calls = tool_calls(self.reply, "".join(choice.answer), parser)
+                delta.content, delta.tool_calls = content or "", calls or None
+                finish = finish_reason(self.reply, finish, calls)
+        return finish
 
     def _observe_first(self, choice: _Choice, delta: ChoiceDelta) -> None:
         if delta.token_ids and not choice.started_tokens:
@@ -144,8 +189,12 @@ class Generation:
         tracker = choice.tracker
         n_out = len(choice.token_ids)
         forced = [_forced_count(e, n_out) for e in events]
+        names = self.spec.controller_names() if self.spec else []
+        if not any(e.reason == "answer_reserve" for e in events):
+            # The answer reserve is a default safety net: named only where it acted.
+            names = [n for n in names if n != "answer_reserve"]
         return ControlTrace(
-            controllers=self.spec.controller_names() if self.spec else [],
+            controllers=names,
             exit_reason=_exit_reason(choice, events),
             thinking_tokens=tracker.thinking_tokens if tracker else 0,
             forced_tokens=sum(forced),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probes.model_folder import ThinkTokens
 from server.controllers.phase import Delimiters
+
+if TYPE_CHECKING:
+    from engine.tools import AutoToolParser
 
 
 @dataclass(frozen=True)
@@ -14,6 +17,7 @@ class ModelInfo:
     name: str
     think: ThinkTokens  # the model folder's conventions, resolved on its tokenizer
     max_model_len: int
+    tool_parser: AutoToolParser | None = None  # vLLM's --tool-call-parser, on its tokenizer
 
     @property
     def tokenizer(self) -> Any:

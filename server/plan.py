@@ -19,23 +19,37 @@
    and `enable_thinking` as template variables (as vLLM passes them) under the client's
    `chat_template_kwargs`.
 5. **Sampling**: vLLM's `SamplingParams` fields, `max_tokens` checked against the limits
-   and the room left in the context.
+   and the room left in the context, logprobs, and the grammar of `response_format`,
+   `structured_outputs` or a forced `tool_choice` (vLLM applies it once thinking closed).
 6. **The control spec** (server/controllers/spec.py) the engine's logits processor runs,
-   with token ids resolved (close sequence, wait string, stop ids), or None.
+   with token ids resolved (close sequence, wait string, stop ids), or None. With a
+   grammar the close has no inducer (the grammar could forbid its text); when
+   `max_tokens` would run out inside thinking, the budget closes thinking early enough
+   to leave the answer its reserve.
+7. **The reply rules** (`Reply`): what the server does to the answer text, which vLLM
+   cannot: stop strings matched in the answer only, and tool calls parsed from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from probes.effort_table import LEVELS
 from server.catalog.schema import EffortAction
 from server.config import ServerConfig
+from server.controllers.phase import Phase, initial_phase
 from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec
 from server.errors import InvalidRequest, NotFound
 from server.model_info import ModelInfo
-from server.protocol import ChatCompletionRequest, ChatMessage, LynxOptions, ThinkctlOptions
+from server.protocol import (
+    ChatCompletionRequest,
+    ChatMessage,
+    LynxOptions,
+    NamedToolChoice,
+    ThinkctlOptions,
+)
 
 # reasoning_effort -> maximum thinking tokens, for a model without an effort table (None: no cap).
 UNCALIBRATED_BUDGETS: dict[str, int | None] = {
@@ -49,12 +63,34 @@ UNCALIBRATED_BUDGETS: dict[str, int | None] = {
 }
 
 
+# The answer's reserve when max_tokens would run out inside thinking, unless the request
+# names one (`thinkctl.answer_reserve`): a quarter of max_tokens, at most this many.
+ANSWER_RESERVE = 64
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server does with each choice's output (server/generation.py)."""
+
+    stop: tuple[str, ...] = ()  # stop strings, matched in the answer only
+    include_stop: bool = False  # keep the matched stop string in the content
+    # Tool calls: "auto" parses them with vLLM's parser; "required" and "named" read the
+    # JSON the grammar enforced.
+    tools: Literal["none", "auto", "required", "named"] = "none"
+    tool_name: str | None = None  # the named function
+    tool_defs: list[dict] = field(default_factory=list)
+    parallel_tool_calls: bool | None = True
+    top_logprobs: int | None = None  # None: no logprobs asked for
+    tokens_as_ids: bool = False  # logprob tokens as "token_id:N"
+
+
 @dataclass(frozen=True)
 class Plan:
     prompt_ids: list[int]
     sampling: dict[str, Any]  # keyword arguments of vLLM's SamplingParams
     spec: ControlSpec | None  # None: no controller asked for
     n: int
+    reply: Reply = field(default_factory=Reply)
 
 
 def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> Plan:
@@ -63,11 +99,17 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
     lynx = _lynx(req, config)
     max_think = thinking_budget(req, config) if lynx is None else lynx.cap
     prompt_ids = _prompt_ids(req, info, config)
+    sampling = _sampling(req, info, config, len(prompt_ids))
+    grammar = _grammar(req, info, config)
+    if grammar is not None:
+        sampling["structured_outputs"] = grammar
+    reserve = _reserve(req, sampling["max_tokens"])
     return Plan(
         prompt_ids=prompt_ids,
-        sampling=_sampling(req, info, config, len(prompt_ids)),
-        spec=_control_spec(req, info, max_think, lynx),
+        sampling=sampling,
+        spec=_control_spec(req, info, prompt_ids, max_think, lynx, grammar is not None, reserve),
         n=req.n,
+        reply=_reply(req),
     )
 
 
@@ -77,12 +119,12 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
 def _refuse(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> None:
     if req.model != info.name:
         raise NotFound(f"The model {req.model!r} does not exist.", "model", "model_not_found")
-    if req.response_format and req.response_format.get("type", "text") != "text":
+    if req.tool_mode() == "auto" and req.tools and not (config.auto_tool_choice
+                                                         and info.tool_parser):  # fmt: skip
         raise InvalidRequest(
-            "Structured outputs are not supported: a grammar could forbid the tokens that "
-            "thinking control forces.",
-            "response_format",
-            "unsupported_parameter",
+            '"auto" tool choice requires the server to be started with '
+            "--enable-auto-tool-choice and --tool-call-parser.",
+            "tool_choice",
         )
     max_n = config.limits.max_n
     if req.n > max_n:
@@ -277,8 +319,17 @@ def _prompt_ids(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfi
         thought = m.reasoning if m.reasoning is not None else m.reasoning_content
         if thought is not None:
             msg["reasoning_content"] = thought  # the name chat templates (Qwen3) read
+        if m.tool_call_id is not None:
+            msg["tool_call_id"] = m.tool_call_id
+        if m.tool_calls:
+            # As vLLM does: templates read the arguments as a mapping, not JSON text.
+            msg["tool_calls"] = [{"id": c.id, "type": c.type, "function": {
+                "name": c.function.name, "arguments": _arguments(c.function.arguments)}}
+                for c in m.tool_calls]  # fmt: skip
         messages.append(msg)
     kwargs: dict[str, Any] = {}
+    if req.tools:
+        kwargs["tools"] = req.tool_dicts()
     if req.reasoning_effort is not None:
         # As vLLM does: templates with a thinking switch (Qwen3) read these.
         kwargs["reasoning_effort"] = req.reasoning_effort
@@ -304,6 +355,13 @@ def _prompt_ids(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfi
             "messages", "limit_exceeded",
         )  # fmt: skip
     return list(ids)
+
+
+def _arguments(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"A tool call's arguments are not JSON: {exc}", "messages") from exc
 
 
 # --- 5. sampling ----------------------------------------------------------------------
@@ -339,7 +397,8 @@ def _sampling(
         "presence_penalty": req.presence_penalty or 0.0,
         "frequency_penalty": req.frequency_penalty or 0.0,
         "seed": req.seed,
-        "stop": req.stop_list(),
+        "stop": [],  # stop strings are matched in the answer only, by the server (`Reply`)
+        "logprobs": (req.top_logprobs or 0) if req.logprobs else None,
         "top_k": 0 if req.top_k is None else req.top_k,  # 0 or -1: off, as in vLLM
         "min_p": req.min_p or 0.0,
         "repetition_penalty": 1.0 if req.repetition_penalty is None else req.repetition_penalty,
@@ -347,16 +406,74 @@ def _sampling(
         "min_tokens": req.min_tokens,
         "stop_token_ids": req.stop_token_ids or None,
         "ignore_eos": req.ignore_eos,
-        "skip_special_tokens": req.skip_special_tokens,
+        "skip_special_tokens": _skip_special_tokens(req, info),
         "spaces_between_special_tokens": req.spaces_between_special_tokens,
     }
+
+
+def _skip_special_tokens(req: ChatCompletionRequest, info: ModelInfo) -> bool:
+    """The client's choice, unless the tool parser needs its markers (as in vLLM)."""
+    if req.tools and req.tool_mode() == "auto" and info.tool_parser is not None:
+        return info.tool_parser.skip_special_tokens(req.tool_dicts(), req.skip_special_tokens)
+    return req.skip_special_tokens
+
+
+def _grammar(
+    req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig
+) -> dict[str, Any] | None:
+    """vLLM's `StructuredOutputsParams` fields for the answer, or None."""
+    fmt = req.response_format
+    mode = req.tool_mode()
+    forced_tool = mode == "required" or isinstance(mode, NamedToolChoice)
+    asked = {
+        "response_format": fmt is not None and fmt.type != "text",
+        "structured_outputs": req.structured_outputs is not None,
+        "tool_choice": forced_tool,
+    }
+    named = [k for k, v in asked.items() if v]
+    if not named:
+        return None
+    if len(named) > 1:
+        raise InvalidRequest(f"{' and '.join(named)} each set a grammar; send one.", named[1])
+    if info.think.thinks and not config.grammar_after_thinking:
+        raise InvalidRequest(
+            "Structured outputs on this model need the server started with "
+            "--reasoning-parser, so that the grammar applies after thinking.",
+            named[0],
+        )
+    if forced_tool:
+        from engine.tools import forced_schema  # vLLM's own schema for forced tool calls
+
+        mode_dump = mode.model_dump() if isinstance(mode, NamedToolChoice) else mode
+        return {"json": forced_schema(req.tool_dicts(), mode_dump, req.parallel_tool_calls)}
+    if req.structured_outputs is not None:
+        return dict(req.structured_outputs)
+    assert fmt is not None
+    if fmt.type == "json_object":
+        return {"json_object": True}
+    assert fmt.json_schema is not None
+    return {"json": fmt.json_schema.schema_}
+
+
+def _reserve(req: ChatCompletionRequest, max_tokens: int) -> int | None:
+    """Tokens kept for the answer; None when the request names no length (or opts out)."""
+    asked = req.thinkctl.answer_reserve if req.thinkctl else None
+    if asked == 0 or not (req.max_tokens or req.max_completion_tokens):
+        return None
+    return asked if asked is not None else min(ANSWER_RESERVE, max_tokens // 4)
 
 
 # --- 6. the control spec -----------------------------------------------------------------
 
 
 def _control_spec(
-    req: ChatCompletionRequest, info: ModelInfo, max_think: int | None, lynx: _Lynx | None
+    req: ChatCompletionRequest,
+    info: ModelInfo,
+    prompt_ids: list[int],
+    max_think: int | None,
+    lynx: _Lynx | None,
+    grammar: bool = False,
+    reserve: int | None = None,
 ) -> ControlSpec | None:
     opts = req.thinkctl or ThinkctlOptions()
     min_think = opts.min_thinking_tokens or 0
@@ -366,11 +483,13 @@ def _control_spec(
             f"({max_think}).",
             "thinkctl.min_thinking_tokens",
         )
-    wants_budget = max_think is not None or min_think > 0
     lynx_delta = lynx.delta if lynx else None
-    if not (wants_budget or opts.ts or opts.top_h or opts.mode_prefix or lynx_delta):
+    asked = max_think is not None or min_think > 0 or lynx_delta
+    if not (asked or opts.ts or opts.top_h or opts.mode_prefix or reserve is not None):
         return None
     think = info.think
+    if not asked and not (opts.ts or opts.top_h or opts.mode_prefix) and not think.thinks:
+        return None  # only the answer reserve, on a model that does not think: moot
     if not think.thinks:
         if req.reasoning_effort is not None and req.thinkctl is None:
             if req.thinking_token_budget is None:
@@ -381,19 +500,30 @@ def _control_spec(
             f"({conv.think_start!r}/{conv.think_end!r}); thinkctl's controls need them.",
             "thinkctl",
         )
-    close = think.close(opts.answer_inducer)  # the request's inducer may be "" (a bare close)
+    mode = think.encode(opts.mode_prefix) if opts.mode_prefix else None
+    if grammar:
+        _grammar_fits(req, info, prompt_ids, mode)
+    # The request's inducer may be "" (a bare close); under a grammar there is none.
+    close = think.close("" if grammar else opts.answer_inducer)
+    room = _room_to_think(req, info, prompt_ids, reserve, close, mode)
+    reserved = room is not None and (max_think is None or room < max_think)
+    if reserved:
+        max_think = max(room, min_think)  # an explicit minimum still holds
     budget = None
-    if wants_budget:
+    if max_think is not None or min_think > 0:
         budget = BudgetSpec(
             max=max_think,
             min=min_think,
             close=close,
             wait=think.wait(opts.wait_string),
             stop=sorted({think.require_end(), *think.eos}),
+            reason="answer_reserve" if reserved else "budget",
         )
+    if budget is None and not (opts.ts or opts.top_h or mode or lynx_delta):
+        return None
     return ControlSpec(
         think=(think.start, think.end),
-        mode=think.encode(opts.mode_prefix) if opts.mode_prefix else None,
+        mode=mode,
         budget=budget,
         ts=opts.ts,
         top_h=opts.top_h,
@@ -401,3 +531,62 @@ def _control_spec(
         if lynx and lynx_delta
         else None,
     )
+
+
+# --- 7. the reply rules ----------------------------------------------------------------
+
+
+def _reply(req: ChatCompletionRequest) -> Reply:
+    mode = req.tool_mode()
+    named = isinstance(mode, NamedToolChoice)
+    return Reply(
+        stop=tuple(req.stop_list()),
+        include_stop=req.include_stop_str_in_output,
+        tools="named" if named else mode,  # type: ignore[arg-type]
+        tool_name=mode.function.name if isinstance(mode, NamedToolChoice) else None,
+        tool_defs=req.tool_dicts(),
+        parallel_tool_calls=req.parallel_tool_calls,
+        top_logprobs=(req.top_logprobs or 0) if req.logprobs else None,
+        tokens_as_ids=bool(req.return_tokens_as_token_ids),
+    )
+
+
+def _grammar_fits(
+    req: ChatCompletionRequest, info: ModelInfo, prompt_ids: list[int], mode: list[int] | None
+) -> None:
+    """Forced text must not meet an active grammar (it could forbid every forced token)."""
+    opts = req.thinkctl or ThinkctlOptions()
+    if opts.answer_inducer:
+        raise InvalidRequest(
+            "thinkctl.answer_inducer cannot be combined with structured outputs: the grammar "
+            "decides the answer's text.",
+            "thinkctl.answer_inducer",
+        )
+    think = info.think
+    last = [t for t in prompt_ids if t in (think.start, think.end)][-1:]
+    if mode and last == [think.end]:  # vLLM's reasoning parser: thinking already ended
+        raise InvalidRequest(
+            "thinkctl.mode_prefix cannot be combined with structured outputs when the reply "
+            "starts in the answer: the grammar could forbid the prefix.",
+            "thinkctl.mode_prefix",
+        )
+
+
+def _room_to_think(
+    req: ChatCompletionRequest,
+    info: ModelInfo,
+    prompt_ids: list[int],
+    reserve: int | None,
+    close: list[int],
+    mode: list[int] | None,
+) -> int | None:
+    """The most thinking that still leaves `reserve` tokens of max_tokens for the answer:
+    max_tokens less the reserve, the close sequence, a forced prefix, and the start token
+    when the reply must open thinking itself."""
+    if reserve is None:
+        return None
+    max_tokens = req.max_completion_tokens or req.max_tokens
+    assert max_tokens is not None
+    delims = info.delims
+    opens = delims is not None and initial_phase(prompt_ids, delims) is Phase.BEFORE
+    return max(0, max_tokens - reserve - len(close) - len(mode or ()) - int(opens))

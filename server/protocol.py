@@ -38,12 +38,25 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str  # JSON, as OpenAI sends it
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant turn that called tools
+    tool_call_id: str | None = None  # a tool turn: the call it answers
     # Earlier thinking of an assistant turn, under either name clients use.
     reasoning: str | None = None
     reasoning_content: str | None = None
@@ -52,6 +65,45 @@ class ChatMessage(BaseModel):
         if isinstance(self.content, list):
             return "".join(part.text for part in self.content)
         return self.content or ""
+
+
+class FunctionDefinition(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JsonSchema(BaseModel):
+    name: str = Field(default="response", max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchema | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type json_schema needs `json_schema`")
+        return self
 
 
 class StreamOptions(BaseModel):
@@ -112,6 +164,12 @@ class ThinkctlOptions(BaseModel):
     wait_string: str | None = Field(
         default=None, min_length=1, max_length=50, description="Text injected below the minimum."
     )
+    answer_reserve: int | None = Field(
+        default=None, ge=0, le=1_000_000,
+        description="Tokens kept for the answer when max_tokens would run out inside "
+        "thinking: thinking is closed early enough to leave them. 0 turns it off. "
+        "Default: a quarter of max_tokens, at most 64.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _min_le_max(self) -> ThinkctlOptions:
@@ -124,13 +182,11 @@ class ThinkctlOptions(BaseModel):
 # vLLM's chat-completion fields that thinkctl does not serve (yet), with vLLM's defaults:
 # sending one with another value is a 400 that names it, never a silent drop.
 NOT_SERVED: dict[str, Any] = {
-    "logprobs": False, "top_logprobs": 0, "prompt_logprobs": None, "logprob_token_ids": None,
-    "return_tokens_as_token_ids": None, "tools": None, "tool_choice": "none",
-    "parallel_tool_calls": True, "structured_outputs": None, "use_beam_search": False,
+    "prompt_logprobs": None, "logprob_token_ids": None, "use_beam_search": False,
     "length_penalty": 1.0, "echo": False, "add_generation_prompt": True,
     "continue_final_message": False, "add_special_tokens": False, "chat_template": None,
     "documents": None, "allowed_token_ids": None, "bad_words": None,
-    "include_stop_str_in_output": False, "truncate_prompt_tokens": None,
+    "truncate_prompt_tokens": None,
     "truncation_side": None, "priority": 0, "request_id": None, "cache_salt": None,
     "kv_transfer_params": None, "ec_transfer_params": None, "vllm_xargs": None,
     "mm_processor_kwargs": None, "media_io_kwargs": None, "mm_payload": "tensors",
@@ -177,8 +233,19 @@ class ChatCompletionRequest(_NotServed):
     ignore_eos: bool = False
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
-    # Structured outputs are not served: a grammar mask could exclude a forced token.
-    response_format: dict[str, Any] | None = None
+    # Stop strings end the reply only when they occur in the answer (never in thinking).
+    include_stop_str_in_output: bool = False
+    # Logprobs of every completion token, thinking included; top_logprobs alternatives.
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    return_tokens_as_token_ids: bool | None = None
+    # Tool calls, parsed from the answer (after thinking).
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = True
+    # Grammars, enforced on the answer once thinking has closed.
+    response_format: ResponseFormat | None = None
+    structured_outputs: dict[str, Any] | None = None
     thinkctl: ThinkctlOptions | None = None
 
     @field_validator(*NOT_SERVED, check_fields=False)
@@ -187,6 +254,35 @@ class ChatCompletionRequest(_NotServed):
         if value is not None and value != NOT_SERVED[info.field_name]:
             raise ValueError(f"{info.field_name} is not supported by thinkctl")
         return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _needs_logprobs(cls, top: int | None, info: ValidationInfo) -> int | None:
+        if top and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs to be true")
+        return top
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _names_a_tool(cls, choice: Any, info: ValidationInfo) -> Any:
+        tools = info.data.get("tools") or []
+        if choice not in (None, "none") and not tools:
+            raise ValueError("tool_choice needs tools")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in {
+            t.function.name for t in tools
+        }:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, which is not in tools")
+        return choice
+
+    def tool_dicts(self) -> list[dict[str, Any]]:
+        """The tools as chat templates and vLLM's tool code read them."""
+        return [t.model_dump(exclude_none=True) for t in self.tools or ()]
+
+    def tool_mode(self) -> str | NamedToolChoice:
+        """tool_choice as OpenAI defaults it: "auto" when tools are given, else "none"."""
+        if self.tool_choice is None:
+            return "auto" if self.tools else "none"
+        return self.tool_choice
 
     @field_validator("logit_bias")
     @classmethod
@@ -227,7 +323,15 @@ class ControlTrace(BaseModel):
 
     controllers: list[str]
     exit_reason: Literal[
-        "natural", "budget", "ts", "lynx", "mode", "max_tokens", "stop", "no_thinking"
+        "natural",
+        "budget",
+        "answer_reserve",
+        "ts",
+        "lynx",
+        "mode",
+        "max_tokens",
+        "stop",
+        "no_thinking",
     ]
     thinking_tokens: int
     forced_tokens: int

@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from bench.server_process import start_server, stop_server
+from bench.server_process import start_server, start_vllm, stop_server
 
 API_KEY = "test-key"
 ENV_API_KEY = "env-key"
@@ -85,6 +85,19 @@ def running_server(
     proc, url = _start(log, extra_args, env, eager)
     try:
         yield Server(url, log)
+    finally:
+        stop_server(proc)
+
+
+@contextmanager
+def plain_vllm(model_dir: str, name: str, log: Path, args: list[str]) -> Iterator[openai.OpenAI]:
+    """Plain `vllm serve` (bench/server_process.py), for parity tests: an `openai` client."""
+    try:
+        proc, url = start_vllm(model_dir, name, log, args, timeout_s=START_TIMEOUT_S)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
     finally:
         stop_server(proc)
 

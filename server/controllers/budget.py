@@ -24,6 +24,7 @@ class BudgetParams:
     close: tuple[int, ...] = ()  # end-of-thinking id, then the answer inducer's ids
     wait: tuple[int, ...] = ()  # ids injected when the model tries to stop below the minimum
     stop_ids: frozenset[int] = frozenset()  # end-of-thinking and EOS ids
+    reason: str = "budget"  # the trace's name for a close at the maximum
 
     def __post_init__(self) -> None:
         if self.max_thinking is not None and self.max_thinking < 0:
@@ -47,7 +48,7 @@ class BudgetController:
         if view.phase is not Phase.THINKING:
             return LEAVE
         if p.max_thinking is not None and view.thinking_tokens >= p.max_thinking:
-            return Action(force=p.close, reason="budget")
+            return Action(force=p.close, reason=p.reason)
         if view.thinking_tokens < p.min_thinking and p.stop_ids:
             # Injecting "Wait" must not carry thinking past the maximum.
             room = p.max_thinking is None or view.thinking_tokens + len(p.wait) <= p.max_thinking

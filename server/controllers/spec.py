@@ -38,6 +38,8 @@ class BudgetSpec(BaseModel):
     close: list[int] = []
     wait: list[int] = []
     stop: list[int] = []
+    # "answer_reserve": the maximum is what max_tokens leaves after the answer's reserve.
+    reason: Literal["budget", "answer_reserve"] = "budget"
 
     @model_validator(mode="after")
     def _check(self) -> BudgetSpec:
@@ -51,6 +53,7 @@ class BudgetSpec(BaseModel):
             close=tuple(self.close),
             wait=tuple(self.wait),
             stop_ids=frozenset(self.stop),
+            reason=self.reason,
         )
 
 
@@ -114,8 +117,12 @@ class ControlSpec(BaseModel):
         return any(x is not None for x in (self.mode, self.budget, self.ts, self.lynx))
 
     def controller_names(self) -> list[str]:
+        """The trace's names; a budget whose maximum the answer reserve set is named so."""
         names = ("mode", "budget", "lynx", "ts", "top_h")
-        return [name for name in names if getattr(self, name) is not None]
+        out = [name for name in names if getattr(self, name) is not None]
+        if self.budget is not None and self.budget.reason == "answer_reserve":
+            out[out.index("budget")] = "answer_reserve"
+        return out
 
     def build(
         self, prompt_ids: Sequence[int] = (), lynx: LynxRuntime | None = None

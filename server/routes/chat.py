@@ -144,20 +144,25 @@ async def _until_disconnect_stream(
 
 
 async def _collect(gen: Generation, req: ChatCompletionRequest, head: dict, field: str) -> dict:
-    parts: dict[int, dict[str, list[str]]] = {c.index: {"r": [], "c": []} for c in gen.choices}
+    parts: dict[int, dict[str, list]] = {c.index: {"r": [], "c": [], "lp": [], "tools": []}
+                                         for c in gen.choices}  # fmt: skip
     async for d in gen.stream():
         parts[d.index]["r"].append(d.reasoning)
         parts[d.index]["c"].append(d.content)
+        parts[d.index]["lp"].extend(d.logprobs or ())
+        parts[d.index]["tools"].extend(d.tool_calls or ())
     choices = []
     for c in gen.choices:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(parts[c.index]["c"])}
         if c.tracker is not None and req.include_reasoning:
             message[field] = "".join(parts[c.index]["r"])
+        if parts[c.index]["tools"]:
+            message["tool_calls"] = parts[c.index]["tools"]
         choice: dict[str, Any] = {
             "index": c.index,
             "message": message,
             "finish_reason": c.finish_reason,
-            "logprobs": None,
+            "logprobs": {"content": parts[c.index]["lp"]} if req.logprobs else None,
             "thinkctl": c.trace.model_dump() if c.trace else None,
         }
         if req.return_token_ids:
@@ -204,7 +209,8 @@ async def _sse(
                 sent_role = True
                 for r in roles():
                     yield r
-            if d.reasoning or d.content or d.finish_reason is not None or req.return_token_ids:
+            if (d.reasoning or d.content or d.finish_reason is not None or req.return_token_ids
+                    or d.logprobs):  # fmt: skip
                 yield from_delta(d, gen, req, field, chunk)  # a delimiter alone sends nothing
     except EngineError as exc:
         metrics.REQUESTS.labels("error").inc()
@@ -235,10 +241,12 @@ def from_delta(
         delta[field] = d.reasoning
     if d.content:
         delta["content"] = d.content
+    if d.tool_calls:
+        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(d.tool_calls)]
     choice: dict[str, Any] = {
         "index": d.index,
         "delta": delta,
-        "logprobs": None,
+        "logprobs": {"content": d.logprobs} if d.logprobs is not None else None,
         "finish_reason": d.finish_reason,
     }
     if req.return_token_ids:

@@ -128,8 +128,10 @@ def test_stop_strings_and_earlier_reasoning_in_messages_are_accepted(client):
         {"role": "user", "content": [{"type": "text", "text": problem_prompt()}]},
     ]
     r = client.chat.completions.create(
-        model=MODEL, messages=history, max_tokens=100, temperature=0, stop=["answer"],
+        model=MODEL, messages=history, max_tokens=100, temperature=0, stop=["answer", " }"],
     )  # fmt: skip
-    reasoning = r.choices[0].message.model_extra["reasoning"]
-    assert r.choices[0].finish_reason == "stop" and "answer" not in reasoning
-    assert reasoning.rstrip().endswith("so")  # cut right before the stop string
+    message = r.choices[0].message
+    # "answer" in the reasoning ("so answer 9") does not stop it; " }" in the answer does.
+    assert "answer" in message.model_extra["reasoning"]
+    assert r.choices[0].finish_reason == "stop" and "\\boxed{" in message.content
+    assert not message.content.endswith("}")

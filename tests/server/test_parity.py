@@ -1,5 +1,7 @@
 """vLLM's request fields: honoured with vLLM's meaning or refused with a 400 that names
-them; a field nobody defines is a 400 too (never silently dropped)."""
+them; a field nobody defines is a 400 too (never silently dropped). Logprobs, stop
+strings and the answer reserve: tests/server/test_api_fields.py; tools and grammars:
+tests/server/test_real_models.py."""
 
 from __future__ import annotations
 
@@ -25,10 +27,16 @@ def _ask(client: openai.OpenAI, **body):
     "extra, param",
     [
         ({"bogus_field": 1}, "bogus_field"),
-        ({"logprobs": True}, "logprobs"),
-        ({"top_logprobs": 2}, "top_logprobs"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"structured_outputs": {"json": {}}}, "structured_outputs"),
+        ({"top_logprobs": 2}, "top_logprobs"),  # without logprobs
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        # "auto" (the default with tools) on a server without a tool-call parser
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tool_choice"),
+        ({"tool_choice": "required"}, "tool_choice"),  # no tools
+        ({"structured_outputs": {"bogus": 1}}, "structured_outputs"),
+        (
+            {"structured_outputs": {"json": {}}, "response_format": {"type": "json_object"}},
+            "structured_outputs",
+        ),
         ({"use_beam_search": True}, "use_beam_search"),
         ({"logit_bias": {"Wait": -100}}, "logit_bias"),
     ],

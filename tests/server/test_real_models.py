@@ -22,6 +22,7 @@ import pytest
 from bench.server_process import start_server, stop_server
 from probes import model_folder
 from probes.cues import cue_token_ids_of
+from tests.conftest import plain_vllm
 from tests.real_models import cached_model
 
 pytestmark = pytest.mark.engine
@@ -40,6 +41,7 @@ class Case:
     preset: str | None
     inducer: str
     think_prompt: bool = False  # R1's later template: <think>\n added to the prompt
+    tool_parser: str | None = None  # vLLM's, for a template that renders tools
 
 
 CASES = {
@@ -47,9 +49,16 @@ CASES = {
     "r1_original": Case("r1_distill", "deepseek_r1", False, R1_PRESET, R1_INDUCER),
     # Its later template, which opens thinking in the prompt.
     "r1_think_prompt": Case("r1_distill", "deepseek_r1", True, R1_PRESET, R1_INDUCER, True),
-    "qwen3": Case("qwen3", "qwen3", False, "Qwen/Qwen3-4B", model_folder.ANSWER_INDUCER),
+    "qwen3": Case(
+        "qwen3", "qwen3", False, "Qwen/Qwen3-4B", model_folder.ANSWER_INDUCER, tool_parser="hermes"
+    ),
     "qwen3_thinking_2507": Case(
-        "qwen3_thinking_2507", "deepseek_r1", True, None, model_folder.ANSWER_INDUCER
+        "qwen3_thinking_2507",
+        "deepseek_r1",
+        True,
+        None,
+        model_folder.ANSWER_INDUCER,
+        tool_parser="hermes",
     ),
 }
 
@@ -82,12 +91,13 @@ class Served:
         thinkctl = dict(body.pop("thinkctl", {}))
         if not self.case.prompt_opens_thinking and body.get("reasoning_effort") is None:
             thinkctl.setdefault("mode_prefix", THINK)  # random weights never open it
+        thinkctl.setdefault("answer_reserve", 0)  # each test sets the length it checks
         extra = {"thinkctl": thinkctl, "return_token_ids": True, **body.pop("extra_body", {})}
         body.setdefault("temperature", 0.0)
         body.setdefault("max_tokens", 24)
+        messages = body.pop("messages", [{"role": "user", "content": "What is 2+2?"}])
         return self.client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "What is 2+2?"}],
-            stream=stream, extra_body=extra, **body,
+            model="m", messages=messages, stream=stream, extra_body=extra, **body,
         )  # fmt: skip
 
     def close_ids(self, inducer: str | None = None) -> list[int]:
@@ -147,9 +157,14 @@ def served(request, tmp_path_factory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp(request.param)
     folder = _folder(case, tmp)
     args = ["--served-model-name", "m", "--dtype", "float32", "--max-model-len", "1024",
-            "--max-num-seqs", "8", "--kv-cache-memory-bytes", str(256 << 20)]  # fmt: skip
+            "--max-num-seqs", "8", "--kv-cache-memory-bytes", str(256 << 20),
+            # vLLM's own flag, passed through: random weights would pad JSON with whitespace
+            # up to max_tokens where the grammar allows it.
+            "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']  # fmt: skip
     if case.preset:
         args += ["--preset", case.preset]
+    if case.tool_parser:
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", case.tool_parser]
     try:
         proc, url = start_server(str(folder), tmp / "serve.log", args, timeout_s=600)
     except RuntimeError as exc:
@@ -264,3 +279,135 @@ def test_the_minimum_budget_injects_the_wait_string_as_the_tokenizer_spells_it(s
     wait = served.tok.encode("\n\nWait", add_special_tokens=False)
     assert ids[event["at"] : event["at"] + len(wait)] == wait
     assert event["forced_tokens"] == len(wait)
+
+
+def _collect(r, stream: bool) -> dict:
+    """A reply's content, reasoning, tool calls (ids aside) and finish reason."""
+    if not stream:
+        c = r.choices[0]
+        calls = [t.function.model_dump() for t in c.message.tool_calls or ()]
+        ids = [t.id for t in c.message.tool_calls or ()]
+        return {"content": c.message.content or "", "reasoning": _reasoning(c.message),
+                "calls": calls, "finish": c.finish_reason, "ids_ok": all(ids)}  # fmt: skip
+    out = {"content": "", "reasoning": "", "calls": [], "finish": None, "ids_ok": True}
+    for chunk in r:
+        for c in chunk.choices:
+            out["content"] += c.delta.content or ""
+            out["reasoning"] += (c.delta.model_extra or {}).get("reasoning") or ""
+            for t in c.delta.tool_calls or ():
+                out["calls"].append(t.function.model_dump())
+                out["ids_ok"] &= bool(t.id)
+            out["finish"] = c.finish_reason or out["finish"]
+    return out
+
+
+# Random weights never call a tool: the reply is forced (thinkctl.mode_prefix) to draft a
+# call inside thinking, close it, and call f in the answer. Only the answer's call counts.
+TOOLS = [{"type": "function", "function": {
+    "name": "f", "description": "A test function.",
+    "parameters": {"type": "object", "properties": {"x": {"enum": [1, 2]}}, "required": ["x"],
+                   "additionalProperties": False}}}]  # fmt: skip
+DRAFT = '<tool_call>{"name": "f", "arguments": {"x": 2}}</tool_call>\n</think>\n\n'
+CALL = '<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>'
+
+
+def _needs_tools(served: Served) -> None:
+    if served.case.tool_parser is None:
+        pytest.skip("R1-Distill's template renders no tools")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_call_round_trip(served, stream):
+    _needs_tools(served)
+    prefix = ("" if served.case.prompt_opens_thinking else THINK) + DRAFT + CALL
+    r = served.ask(stream=stream, tools=TOOLS, max_tokens=60,
+                   thinkctl={"mode_prefix": prefix})  # fmt: skip
+    got = _collect(r, stream)
+    assert got["calls"] == [{"name": "f", "arguments": '{"x": 1}'}] and got["ids_ok"]
+    assert got["finish"] == "tool_calls" and '"x": 2' in got["reasoning"]
+    # The call goes back with its result, as the SDK's tools API sends it.
+    messages = [
+        {"role": "user", "content": "Call f."},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": got["calls"][0]}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "f says 42"},
+    ]  # fmt: skip
+    again = served.ask(messages=messages, tools=TOOLS, max_tokens=4)
+    prompt = served.tok.decode(again.model_extra["prompt_token_ids"])
+    assert "<tool_response>\nf says 42\n</tool_response>" in prompt
+    assert '{"name": "f", "arguments": {"x": 1}}' in prompt
+
+
+def test_tools_without_auto_choice_are_left_in_the_answer(served):
+    _needs_tools(served)
+    prefix = ("" if served.case.prompt_opens_thinking else THINK) + "</think>\n\n" + CALL
+    r = served.ask(tools=TOOLS, tool_choice="none", max_tokens=40,
+                   thinkctl={"mode_prefix": prefix})  # fmt: skip
+    got = _collect(r, False)
+    assert got["calls"] == [] and got["content"].lstrip().startswith(CALL)
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}},
+          "required": ["answer"], "additionalProperties": False}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_json_schema_answer_validates_after_a_forced_close(served, stream):
+    import jsonschema
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}}
+    body = {"response_format": fmt, "max_tokens": 64, "thinkctl": {"max_thinking_tokens": 3}}
+    got = _collect(served.ask(stream=stream, **body), stream)
+    jsonschema.validate(json.loads(got["content"]), SCHEMA)
+    assert got["finish"] == "stop"
+    r = served.ask(**body)  # the trace: a bare close, no inducer under a grammar
+    (event,) = [e for e in r.choices[0].model_extra["thinkctl"]["events"]
+                if e["controller"] == "budget"]  # fmt: skip
+    assert event["forced_tokens"] == 1
+    assert _collect(r, False)["content"] == got["content"]
+
+
+def test_a_named_tool_choice_gives_its_arguments(served):
+    _needs_tools(served)
+    choice = {"type": "function", "function": {"name": "f"}}
+    r = served.ask(tools=TOOLS, tool_choice=choice, max_tokens=64,
+                   thinkctl={"max_thinking_tokens": 3})  # fmt: skip
+    got = _collect(r, False)
+    (call,) = got["calls"]
+    assert call["name"] == "f" and json.loads(call["arguments"])["x"] in (1, 2)
+    assert got["finish"] == "stop"  # OpenAI's reason for a named function
+
+
+@pytest.fixture(scope="module")
+def plain_qwen3(tmp_path_factory) -> Iterator[openai.OpenAI]:
+    """Plain `vllm serve` on the same Qwen3 folder and flags, for the tool-call parity."""
+    tmp = tmp_path_factory.mktemp("plain_qwen3")
+    args = ["--dtype", "float32", "--max-model-len", "1024", "--max-num-seqs", "8",
+            "--kv-cache-memory-bytes", str(256 << 20), "--reasoning-parser", "deepseek_r1",
+            "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+            "--structured-outputs-config",
+            '{"backend": "xgrammar", "disable_any_whitespace": true}']  # fmt: skip
+    with plain_vllm(str(cached_model("qwen3")), "m", tmp / "vllm.log", args) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "tool_choice", ["required", {"type": "function", "function": {"name": "f"}}]
+)
+def test_forced_tool_calls_equal_plain_vllms(served, request, tool_choice):
+    """With thinking off (Qwen3's template closes it in the prompt), the grammar holds from
+    the first token on both servers: the same token ids and the same calls."""
+    if served.case.model != "qwen3":
+        pytest.skip("the parity server serves the Qwen3 folder")
+    plain_qwen3 = request.getfixturevalue("plain_qwen3")  # started for this case only
+    body = {"messages": [{"role": "user", "content": "Call f."}], "tools": TOOLS,
+            "tool_choice": tool_choice, "max_tokens": 64, "temperature": 0.0}  # fmt: skip
+    extra = {"chat_template_kwargs": {"enable_thinking": False}, "return_token_ids": True}
+    ours = served.client.chat.completions.create(
+        model="m", **body, extra_body={**extra, "thinkctl": {"answer_reserve": 0}}
+    )
+    theirs = plain_qwen3.chat.completions.create(model="m", **body, extra_body=extra)
+    a, b = ours.choices[0], theirs.choices[0]
+    assert a.model_extra["token_ids"] == b.model_extra["token_ids"]
+    assert [t.function for t in a.message.tool_calls] == [t.function for t in b.message.tool_calls]
+    assert a.message.tool_calls and a.finish_reason == b.finish_reason

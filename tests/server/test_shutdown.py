@@ -96,3 +96,40 @@ def test_sigterm_drains_in_flight_requests_then_exits(tmp_path):
         if drain_once(tmp_path / f"serve-{attempt}.log") > 0:
             return
     pytest.fail(f"in {TRIES} runs the signal never reached the server while it was generating")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def test_engine_death_fails_in_flight_requests_then_the_server_exits(tmp_path):
+    """As `vllm serve`: a dead engine fails the requests in flight (an error event, then
+    [DONE]), and the server exits non-zero so that a supervisor restarts it."""
+    log = tmp_path / "serve.log"
+    proc, url = _start(log, ENGINE_ARGS, {})
+    try:
+        cores = [c for c in engine_children(proc.pid) if "EngineCore" in _cmdline(c)]
+        assert cores, [_cmdline(c) for c in engine_children(proc.pid)]
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json={**LONG, "stream": True},
+                          timeout=120) as r:  # fmt: skip
+            assert r.status_code == 200
+            lines = (line for line in r.iter_lines() if line.startswith("data: "))
+            next(lines)  # the engine is generating
+            os.kill(cores[0], signal.SIGKILL)
+            rest = list(lines)
+        assert rest[-1] == "data: [DONE]", "the stream was cut off"
+        chunks = [json.loads(line.removeprefix("data: ")) for line in rest[:-1]]
+        finished = {c["index"] for k in chunks for c in k.get("choices", ()) if c["finish_reason"]}
+        assert finished != set(range(N)), "the premise: the request was still running"
+        (error,) = [c["error"] for c in chunks if "error" in c]
+        assert error["type"] and error["message"], error
+        assert proc.wait(timeout=30) != 0
+        assert "engine died" in log.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
