@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from probes import model_folder
+
 # The KV cache reserved on CPU when neither --gpu-memory-utilization nor
 # --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,
 # which fails on any machine where other processes hold memory.
@@ -43,20 +45,21 @@ def http_keep_alive_s() -> int:
     return envs.VLLM_HTTP_TIMEOUT_KEEP_ALIVE
 
 
-# vLLM's reasoning parser for models that think in <think> ... </think> (single tokens).
+# vLLM's reasoning parser for models with the usual think tags (single tokens).
 THINK_PARSER = "deepseek_r1"
+THINK_PARSER_TAGS = (model_folder.THINK_START, model_folder.THINK_END)
 
 
 def grammars_wait_for_thinking(engine_args: Any, think: tuple[str, str] | None) -> bool:
     """Make structured outputs apply to the answer only, as `vllm serve --reasoning-parser`
     does: vLLM's grammar starts once its reasoning parser sees thinking end. `think` is the
     model's (start, end) delimiters when they are single tokens, else None. A parser the
-    user named is kept; for <think>/</think> vLLM's DeepSeek-R1 parser is set, for the
+    user named is kept; for the usual tags vLLM's DeepSeek-R1 parser is set, for the
     grammar only (not vLLM's own thinking budget). False: no parser knows where this
     model's thinking ends."""
     if engine_args.reasoning_parser:
         return True
-    if think != ("<think>", "</think>"):
+    if think != THINK_PARSER_TAGS:
         return False
     engine_args.structured_outputs_config.reasoning_parser = THINK_PARSER
     return True

@@ -90,10 +90,12 @@ def running_server(
 
 
 @contextmanager
-def plain_vllm(model_dir: str, name: str, log: Path, args: list[str]) -> Iterator[openai.OpenAI]:
+def plain_vllm(
+    model_dir: str, name: str, log: Path, args: list[str], env: dict[str, str] | None = None
+) -> Iterator[openai.OpenAI]:
     """Plain `vllm serve` (bench/server_process.py), for parity tests: an `openai` client."""
     try:
-        proc, url = start_vllm(model_dir, name, log, args, timeout_s=START_TIMEOUT_S)
+        proc, url = start_vllm(model_dir, name, log, args, env, timeout_s=START_TIMEOUT_S)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:
