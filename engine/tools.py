@@ -1,6 +1,8 @@
 """Tool calls with vLLM's own pieces: its tool-call parsers (`--tool-call-parser`) read
 calls out of the answer for tool_choice "auto", and its JSON schema constrains the answer
-for "required" and for a named function, exactly as `vllm serve` does."""
+for "required" and for a named function, as `vllm serve` does with
+VLLM_ENFORCE_STRICT_TOOL_CALLING=0 (its default constrains forced calls to the model's own
+call format with structural tags instead)."""
 
 from __future__ import annotations
 

@@ -130,3 +130,13 @@ def test_include_reasoning_false_leaves_the_reasoning_out(client):
     natural = ask(client, False)
     r = both(client, extra_body={"include_reasoning": False})
     assert r["reasoning"] is None and r["content"] == natural["content"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"top_k": 1}, {"min_p": 0.2}, {"repetition_penalty": 1.3}, {"logit_bias": {"5": -100}},
+     {"min_tokens": 80}, {"skip_special_tokens": False}],
+)  # fmt: skip
+def test_sampling_fields_stream_what_they_answer(client, fields):
+    """Seeded sampling: the same tokens and text streamed or not, for each sampling field."""
+    both(client, temperature=0.8, seed=3, max_tokens=100, extra_body=fields)
