@@ -1,41 +1,63 @@
 """What thinkctl's per-step work costs the engine's worker, on hand-made tensors.
 
-    python -m bench.step_cost                 # a batch of 32 rows, the testbed's vocabulary
-    python -m bench.step_cost --rows 64 --vocab 151936
+    python -m bench.step_cost                          # the grid below, ~10 minutes here
+    python -m bench.step_cost --rows 32 --vocab 43     # one cell
 
 Times, per decode step of a whole batch (one thread, as vLLM's CPU worker runs), thinkctl's
-logits processor (engine/logits_processor.py) driven as vLLM's runner drives it:
-every row a request of one kind, one new token per row and step, a cue word every 16
-tokens (about the testbed's rate). Kinds: no control (the processor's fixed cost), LYNX
-(the confidence feed, the control stacks, and at cues the features and a logistic probe
-of the testbed's size), and budget + TS (a shift on every row at every step). Also the
-confidence feed alone (probes/confidence.py), whose log-softmax grows with the
-vocabulary. The hooks that capture hidden states run inside the model's forward pass and
-are not timed here. The serving benchmark (bench/serve.py) measures the end-to-end
-effect; this isolates thinkctl's share of a step from the noise of a shared machine.
+logits processor (engine/logits_processor.py) driven as vLLM's runner drives it: every
+row a request of one kind, one new token per row and step, a cue word every 16 tokens
+(about the testbed's rate; rows start out of step with each other, as a live batch does).
+Arms:
+- `none`: rows that ask for no control (the processor's fixed cost);
+- `budget_ts`: a budget cap and TS on every row (a shift on every row at every step);
+- `lynx`: LYNX on every row, a logistic probe of the testbed's size on the hidden state
+  scoring every cue (never exiting);
+- `lynx_confidence`: the same probe also reading the sampled-token confidence
+  (probes/confidence.py), which needs each row's log-softmax at every step;
+- `confidence_feed`: that feed alone;
+- `vllm_builtin`: the reference, vLLM's own min_tokens and logit_bias processors on the
+  same rows (each row with a minimum it has not reached and one biased token);
+- `per_row_budget_ts`: budget + TS the pre-batching way, one `ControlStack` per row
+  (the specification the batched path is tested against).
+
+Each figure is the mean over `--steps` steps after a warm-up, less the harness's own work
+(appending each row's token, timed apart). The hooks that capture hidden states run
+inside the model's forward pass and are not timed here. `--out DIR` writes
+`step_cost.json` and `step_cost.md`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate
+from vllm.v1.sample.logits_processor.builtin import (
+    LogitBiasLogitsProcessor,
+    MinTokensLogitsProcessor,
+)
 
 from engine.logits_processor import ThinkctlLogitsProcessor
 from probes import capture
-from probes.confidence import ConfidenceFeed, SampledConfidence
+from probes.confidence import ConfidenceFeed
 from probes.probe import Probe
+from server.controllers.batch import BatchControl
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
+from server.controllers.stack import apply_actions
 
 THINK, END, CUE, WORD = 1, 2, 3, 7
 CUE_EVERY = 16
-FEATURES = 4 * 128 + 1  # the testbed's probe: 4 blocks of 128, plus the confidence value
+HIDDEN = 4 * 128  # the testbed's probe: 4 blocks of 128 (plus the confidence value)
+ROWS, VOCABS = (32, 256, 1024), (43, 151936)
+BIG_VOCAB_STEPS = 30  # a step of the confidence arms at vocabulary 151,936 takes ~0.1-1 s
 
 
 class _Probe:
@@ -43,18 +65,22 @@ class _Probe:
     weights, thresholds no score reaches (every cue is scored, none exits)."""
 
     cue_ids = frozenset({CUE})
-    confidence = True
 
-    def __init__(self) -> None:
+    def __init__(self, confidence: bool) -> None:
+        self.confidence = confidence
+        dim = HIDDEN + int(confidence)
         rng = np.random.default_rng(0)
-        self._probe = Probe(np.zeros(FEATURES), np.ones(FEATURES),
-                            [rng.normal(size=(FEATURES, 1))], [np.zeros(1)])  # fmt: skip
+        self._probe = Probe(np.zeros(dim), np.ones(dim), [rng.normal(size=(dim, 1))],
+                            [np.zeros(1)])  # fmt: skip
 
     def thresholds(self, delta: float) -> tuple[float, float]:
         return 1.0, 1.0
 
     def scorer(self):
         return lambda x: float(self._probe.prob(x.numpy().astype(np.float64))[0])
+
+    def scores(self, x: torch.Tensor) -> np.ndarray:
+        return self._probe.prob(x.numpy().astype(np.float64))
 
 
 class _Capture:
@@ -66,9 +92,12 @@ class _Capture:
     def row(self, index: int) -> torch.Tensor:
         return torch.cat([b[index] for b in self._buffers])
 
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b.index_select(0, index) for b in self._buffers], dim=1)
+
 
 def per_step_ms(step: Callable[[], None], steps: int) -> float:
-    for _ in range(20):  # warm-up
+    for _ in range(10):  # warm-up
         step()
     start = time.perf_counter()
     for _ in range(steps):
@@ -76,15 +105,26 @@ def per_step_ms(step: Callable[[], None], steps: int) -> float:
     return 1000 * (time.perf_counter() - start) / steps
 
 
-def _next_token(out: list[int]) -> int:
-    return CUE if len(out) % CUE_EVERY == CUE_EVERY - 1 else WORD
+def _outputs(rows: int) -> list[list[int]]:
+    # Rows out of step: row i meets its cues i tokens earlier than row 0.
+    return [[WORD] * (i % CUE_EVERY) for i in range(rows)]
 
 
-def processor(rows: int, vocab: int, spec: ControlSpec | None) -> Callable[[], None]:
-    """One step of the logits processor over `rows` requests with control `spec`."""
+def _advance(outputs: list[list[int]]) -> None:
+    for out in outputs:
+        out.append(CUE if len(out) % CUE_EVERY == CUE_EVERY - 1 else WORD)
+
+
+def harness(rows: int, vocab: int) -> Callable[[], None]:
+    outputs = _outputs(rows)
+    return lambda: _advance(outputs)
+
+
+def processor(rows: int, vocab: int, spec: ControlSpec | None, confidence: bool = False):
+    """One step of thinkctl's logits processor over `rows` requests with control `spec`."""
     lp = ThinkctlLogitsProcessor(None, torch.device("cpu"), False)
-    lp._sender, lp._probe = None, _Probe()  # no trace socket; the stand-in probe
-    outputs: list[list[int]] = [[] for _ in range(rows)]
+    lp._sender, lp.batch = None, BatchControl(_Probe(confidence))  # no trace socket
+    outputs = _outputs(rows)
     extra = {} if spec is None else {SPEC_KEY: spec.model_dump(mode="json")}
     added = [(i, SamplingParams(extra_args={**extra, ID_KEY: str(i)}), [THINK], outputs[i])
              for i in range(rows)]  # fmt: skip
@@ -92,53 +132,130 @@ def processor(rows: int, vocab: int, spec: ControlSpec | None) -> Callable[[], N
     logits = torch.randn(rows, vocab)
 
     def step() -> None:
-        for out in outputs:
-            out.append(_next_token(out))
+        _advance(outputs)
         lp.update_state(None)
         lp.apply(logits)
 
     return step
 
 
-def confidence_feed(rows: int, vocab: int) -> Callable[[], None]:
-    feed, logits = ConfidenceFeed(), torch.randn(rows, vocab)
-    trackers = [SampledConfidence(frozenset({CUE})) for _ in range(rows)]
-    outputs: list[list[int]] = [[] for _ in range(rows)]
+def per_row(rows: int, vocab: int, spec: ControlSpec) -> Callable[[], None]:
+    """The specification's way: each row's `ControlStack.step`, then one `apply_actions`."""
+    outputs, stacks = _outputs(rows), [spec.build([THINK]) for _ in range(rows)]
+    logits = torch.randn(rows, vocab)
 
     def step() -> None:
-        for out in outputs:
-            out.append(_next_token(out))
-        feed.step([(i, outputs[i], trackers[i]) for i in range(rows)], logits)
+        _advance(outputs)
+        views = logits.unbind(0)
+        actions = [(i, s.step(outputs[i], views[i])) for i, s in enumerate(stacks)]
+        apply_actions([(i, a) for i, a in actions if not a.is_empty], logits)
 
     return step
+
+
+def vllm_builtin(rows: int, vocab: int) -> Callable[[], None]:
+    """vLLM's min_tokens and logit_bias processors on every row."""
+    procs = [MinTokensLogitsProcessor(None, torch.device("cpu"), False),
+             LogitBiasLogitsProcessor(None, torch.device("cpu"), False)]  # fmt: skip
+    outputs = _outputs(rows)
+    added = []
+    for i in range(rows):
+        p = SamplingParams(max_tokens=10**7, min_tokens=10**6, logit_bias={END: 0.5},
+                           stop_token_ids=[END])  # fmt: skip
+        added.append((i, p, [THINK], outputs[i]))
+    for proc in procs:
+        proc.update_state(BatchUpdate(batch_size=rows, removed=[], added=added, moved=[]))
+    logits = torch.randn(rows, vocab)
+
+    def step() -> None:
+        _advance(outputs)
+        for proc in procs:
+            proc.update_state(None)
+            proc.apply(logits)
+
+    return step
+
+
+def confidence_feed(rows: int, vocab: int) -> Callable[[], None]:
+    feed, logits, outputs = ConfidenceFeed(), torch.randn(rows, vocab), _outputs(rows)
+    every = np.arange(rows)
+    for i in every:
+        feed.reset(int(i))
+
+    def step() -> None:
+        _advance(outputs)
+        last = np.array([o[-1] for o in outputs])
+        feed.step(every, np.array([len(o) for o in outputs]), last, last == CUE, logits)
+
+    return step
+
+
+def measure(rows: int, vocab: int, steps: int) -> dict:
+    lynx = ControlSpec(think=(THINK, END), lynx={"delta": 0.05, "close": [END]})
+    budget_ts = ControlSpec(think=(THINK, END), budget={"max": 10**6, "close": [END]},
+                            ts={"strength": 1.01})  # fmt: skip
+    arms = {
+        "none": processor(rows, vocab, None),
+        "budget_ts": processor(rows, vocab, budget_ts),
+        "lynx": processor(rows, vocab, lynx),
+        "lynx_confidence": processor(rows, vocab, lynx, confidence=True),
+        "confidence_feed": confidence_feed(rows, vocab),
+        "vllm_builtin": vllm_builtin(rows, vocab),
+        "per_row_budget_ts": per_row(rows, vocab, budget_ts),
+    }
+    saved, capture._CAPTURE = capture._CAPTURE, _Capture(rows)
+    try:
+        base = per_step_ms(harness(rows, vocab), steps)
+        out = {"rows": rows, "vocab": vocab, "steps": steps, "harness_ms": round(base, 4)}
+        for name, step in arms.items():
+            out[f"{name}_ms"] = round(max(per_step_ms(step, steps) - base, 0.0), 4)
+    finally:
+        capture._CAPTURE = saved
+    return out
+
+
+def _table(cells: list[dict]) -> str:
+    names = [k for k in cells[0] if k.endswith("_ms") and k != "harness_ms"]
+    head = "| rows | vocab | " + " | ".join(n.removesuffix("_ms") for n in names) + " |"
+    lines = [head, "|" + "---|" * (len(names) + 2)]
+    for c in cells:
+        lines.append(f"| {c['rows']} | {c['vocab']:,} | "
+                     + " | ".join(f"{c[n]:.3f}" for n in names) + " |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m bench.step_cost", description=__doc__.split("\n\n")[0]
     )
-    p.add_argument("--rows", type=int, default=32, help="requests in the batch")
-    p.add_argument("--vocab", type=int, default=43, help="logits per row (testbed: 43)")
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--rows", type=int, nargs="+", default=list(ROWS), help="batch sizes")
+    p.add_argument("--vocab", type=int, nargs="+", default=list(VOCABS),
+                   help="logits per row (testbed: 43, Qwen: 151936)")  # fmt: skip
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=200,
+        help=f"timed steps per arm (at most {BIG_VOCAB_STEPS} above 10,000 logits)",
+    )
+    p.add_argument("--out", type=Path, help="write step_cost.json and step_cost.md here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    lynx = ControlSpec(think=(THINK, END), lynx={"delta": 0.05, "close": [END]})
-    budget_ts = ControlSpec(think=(THINK, END), budget={"max": 10**6, "close": [END]},
-                            ts={"strength": 1.01})  # fmt: skip
-    saved, capture._CAPTURE = capture._CAPTURE, _Capture(args.rows)
-    try:
-        out = {
-            "rows": args.rows, "vocab": args.vocab,
-            "processor_none_ms": per_step_ms(processor(args.rows, args.vocab, None), args.steps),
-            "processor_lynx_ms": per_step_ms(processor(args.rows, args.vocab, lynx), args.steps),
-            "processor_budget_ts_ms": per_step_ms(processor(args.rows, args.vocab, budget_ts),
-                                                  args.steps),
-            "confidence_feed_ms": per_step_ms(confidence_feed(args.rows, args.vocab),
-                                              args.steps),
-        }  # fmt: skip
-    finally:
-        capture._CAPTURE = saved
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}))
+    cells = []
+    for vocab in args.vocab:
+        for rows in args.rows:
+            steps = args.steps if vocab <= 10_000 else min(args.steps, BIG_VOCAB_STEPS)
+            cells.append(measure(rows, vocab, steps))
+            print(json.dumps(cells[-1]), flush=True)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        run = {"command": "python -m bench.step_cost " + " ".join(argv or sys.argv[1:]),
+               "machine": platform.processor() or platform.machine(), "threads": 1,
+               "date": time.strftime("%Y-%m-%d"), "cells": cells}  # fmt: skip
+        (args.out / "step_cost.json").write_text(json.dumps(run, indent=1) + "\n")
+        (args.out / "step_cost.md").write_text(
+            f"`{run['command'].strip()}` on {run['date']}, one thread; ms per decode step of "
+            "the whole batch, the harness's token appends subtracted.\n\n" + _table(cells) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ class LoadedProbe:
 
         return score
 
+    def scores(self, features: torch.Tensor) -> np.ndarray:
+        return self.artifact.probe.prob(features.detach().cpu().numpy().astype(np.float64))
+
 
 @functools.cache
 def from_env() -> LoadedProbe | None:

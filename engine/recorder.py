@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from vllm import SamplingParams
 from vllm.config import VllmConfig
-from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
+from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from probes import capture
-from probes.confidence import ConfidenceFeed, SampledConfidence, probe_input
+from probes.confidence import ConfidenceFeed, probe_input
 
 # extra_args: {"key": str, "cues": [ids], "end": id, "confidence": bool}
 RECORD_KEY = "thinkctl_record"
@@ -51,7 +51,7 @@ class _Row:
     seen: int = -1  # output length at the previous step; -1 before the first
     closed: bool = False
     positions: set[int] = field(default_factory=set)
-    confidence: SampledConfidence | None = None
+    confidence: bool = False  # its features end with probes/confidence.py's value
 
 
 class CueRecorder(LogitsProcessor):
@@ -68,19 +68,29 @@ class CueRecorder(LogitsProcessor):
         if spec is None:
             return None
         cues = frozenset(spec["cues"])
-        conf = SampledConfidence(cues) if spec.get("confidence") else None
+        conf = bool(spec.get("confidence"))
         return _Row(spec["key"], cues, int(spec["end"]), output_ids, confidence=conf)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
+        if batch_update:  # the feed's rows follow the requests, as the dict's do below
+            for index, *_ in batch_update.added:
+                self._confidence.reset(index)
+            for a, b, direction in batch_update.moved:
+                self._confidence.move(a, b, direction == MoveDirectionality.SWAP)
         process_dict_updates(self._rows, batch_update, self._new_row)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         cap = capture.current()
+        tracked = [(i, r) for i, r in self._rows.items() if r.confidence and not r.closed]
+        outs = [r.output_ids for _, r in tracked]
+        last = [out[-1] if out else -1 for out in outs]
         self._confidence.step(
-            ((i, r.output_ids, r.confidence) for i, r in self._rows.items()
-             if r.confidence is not None and not r.closed),
+            np.array([i for i, _ in tracked], np.int64),
+            np.array([len(out) for out in outs], np.int64),
+            np.array(last, np.int64),
+            np.array([tok in r.cues for tok, (_, r) in zip(last, tracked, strict=True)], bool),
             logits,
-        )  # fmt: skip
+        )
         for index, row in self._rows.items():
             n = len(row.output_ids)
             fresh = capture.is_fresh_step(n, row.seen)
@@ -92,7 +102,8 @@ class CueRecorder(LogitsProcessor):
                 row.closed = True
             elif last in row.cues and cap is not None and n - 1 not in row.positions:
                 row.positions.add(n - 1)
-                feats = probe_input(cap.row(index), row.confidence)
+                conf = self._confidence.value(index) if row.confidence else None
+                feats = probe_input(cap.row(index), conf)
                 feats = feats.cpu().numpy().astype(np.float32)
                 _RECORDS.setdefault(row.key, []).append((n - 1, feats.tobytes()))
         return logits

@@ -2,8 +2,8 @@
 
 vLLM's `RequestOutput` has no room for a logits processor's decisions, and the
 processor runs in another process (on CPU, the worker behind the engine core). So the
-processor pushes each `ControlEvent` over a ZeroMQ PUSH socket (pyzmq ships with
-vLLM), tagged with thinkctl's request id; the server binds the PULL end before the
+processor pushes each step's `ControlEvent`s, in one message, over a ZeroMQ PUSH socket
+(pyzmq ships with vLLM), tagged with thinkctl's request id; the server binds the PULL end before the
 engine starts and passes its address through the environment, which spawned engine
 processes inherit.
 
@@ -41,18 +41,12 @@ class EventSender:
         addr = os.environ.get(ADDR_ENV)
         return cls(addr) if addr else None
 
-    def send(self, request_id: str, event: ControlEvent) -> None:
-        payload = {
-            "id": request_id,
-            "controller": event.controller,
-            "reason": event.reason,
-            "at": event.at,
-            "tokens": list(event.tokens),
-            "detail": [list(kv) for kv in event.detail],
-            "note": event.note,
-        }
+    def send(self, events: list[tuple[str, ControlEvent]]) -> None:
+        """A step's events, (request id, event) each, in one message."""
+        if not events:
+            return
         try:
-            self._sock.send(json.dumps(payload).encode(), zmq.NOBLOCK)
+            self._sock.send(json.dumps([(rid, *e) for rid, e in events]).encode(), zmq.NOBLOCK)
         except zmq.Again:
             pass
 
@@ -73,18 +67,10 @@ class EventCollector:
                 raw = self._sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            msg = json.loads(raw)
-            detail = tuple((k, v) for k, v in msg.get("detail", ()))
-            self._pending[msg["id"]].append(
-                ControlEvent(
-                    msg["controller"],
-                    msg["reason"],
-                    msg["at"],
-                    tuple(msg["tokens"]),
-                    detail,
-                    msg.get("note", False),
-                )  # fmt: skip
-            )
+            for rid, controller, reason, at, tokens, detail, note in json.loads(raw):
+                event = ControlEvent(controller, reason, at, tuple(tokens),
+                                     tuple(map(tuple, detail)), note)  # fmt: skip
+                self._pending[rid].append(event)
 
     def take(self, request_id: str) -> list[ControlEvent]:
         """All events of a request received so far; forgets them (call once, at the end)."""

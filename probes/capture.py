@@ -100,6 +100,10 @@ class StepCapture:
         """Concatenated features (float32) of batch row `index` at the current step."""
         return torch.cat([b[index] for b in self._buffers])
 
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """The same for several rows at once: (len(index), features)."""
+        return torch.cat([b.index_select(0, index.to(b.device)) for b in self._buffers], dim=1)
+
     def reset(self) -> None:
         for b in self._buffers:
             b.zero_()

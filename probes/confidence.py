@@ -15,11 +15,14 @@ is looked up there. A cue's value covers the tokens after the previous cue up to
 cue, itself excluded: which cue word comes, and whether one comes at all, is a choice
 the model makes at every re-check, not a sign of a slip. Then the minimum starts again.
 Values are floored at `FLOOR` so that a forced token cannot make it infinite. The
-minimum stays on the logits' device: no host sync per step.
+running minimum is kept on the host (on a GPU: one small copy of the picked values per
+step).
 
-Cost: `ConfidenceFeed` feeds all of a batch's rows with a handful of tensor ops per step
-(one log-softmax, one gather, one minimum). Fed row by row, the same small ops cost about
-10 µs per row and step on CPU, a few per cent of a decode step of the testbed model.
+Cost: the feed keeps its state in arrays indexed by batch row, so a step is a handful of
+batched operations whatever the batch size: one log-softmax over the tracked rows only
+(the rows of other requests are never touched), one gather, one minimum. That
+log-softmax is the floor: a token's log-probability needs its row's normaliser, one pass
+over the vocabulary per tracked row and step (bench/results/step_cost.md measures it).
 A token is scored only when its request was fed at the step just before (the step whose
 log-probabilities drew it); a request that missed a step (preempted, or a gap in its
 output) skips the tokens it cannot score.
@@ -27,76 +30,115 @@ output) skips the tokens it cannot score.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
+import numpy as np
 import torch
 
 FLOOR = -30.0
 
 
-class SampledConfidence:
-    """One request's running minimum of sampled-token log-probabilities, reset at cues
-    (fed by a `ConfidenceFeed`)."""
-
-    def __init__(self, cue_ids: frozenset[int]) -> None:
-        self.cue_ids = cue_ids
-        self._seen: tuple[int, int, int] | None = None  # (output length, feed step, row)
-        self._low: torch.Tensor | None = None  # minimum since the previous cue
-        self._at_cue: torch.Tensor | None = None  # the value of the latest cue
-
-    def value(self) -> torch.Tensor:
-        """The feature of the latest cue, as a 1-element float32 tensor (0 = certain)."""
-        if self._at_cue is None:
-            return torch.zeros(1)
-        return self._at_cue.reshape(1).float()
-
-
 class ConfidenceFeed:
-    """Feeds the `SampledConfidence` of every tracked row of a batch, one step at a time."""
+    """The confidence of every tracked request of a batch, indexed by batch row.
+
+    Rows follow their requests through vLLM's batch updates (`move`); a removed request's
+    state can be kept (`export`) and given back when it returns (`restore`)."""
 
     def __init__(self) -> None:
         self._step = 0
-        self._logprobs: torch.Tensor | None = None  # the previous step's, (rows, vocab)
+        self._seen_n = np.empty(0, np.int64)  # output length when last fed
+        self._seen_step = np.empty(0, np.int64)  # the feed step it was fed at
+        self._seen_row = np.empty(0, np.int64)  # its row in `_logprobs`
+        self._low = np.empty(0, np.float32)  # minimum since the previous cue; inf: none yet
+        self._at_cue = np.empty(0, np.float32)  # the latest cue's value; inf: none
+        self._logprobs: torch.Tensor | None = None  # the previous step's tracked rows
+
+    def _arrays(self) -> tuple[str, ...]:
+        return ("_seen_n", "_seen_step", "_seen_row", "_low", "_at_cue")
+
+    def _grow(self, size: int) -> None:
+        old = len(self._seen_n)
+        if size <= old:
+            return
+        pad = max(size, 2 * old, 8) - old
+        for name, empty in zip(self._arrays(), (-1, -2, 0, np.inf, np.inf), strict=True):
+            arr = getattr(self, name)
+            setattr(self, name, np.concatenate([arr, np.full(pad, empty, arr.dtype)]))
+
+    def reset(self, index: int) -> None:
+        """Row `index` now holds a new request: nothing seen, no value."""
+        self.restore(index, (-1, -2, 0, np.inf, np.inf))
+
+    def export(self, index: int) -> tuple:
+        return tuple(getattr(self, name)[index].item() for name in self._arrays())
+
+    def restore(self, index: int, state: tuple) -> None:
+        self._grow(index + 1)
+        for name, value in zip(self._arrays(), state, strict=True):
+            getattr(self, name)[index] = value
+
+    def move(self, a: int, b: int, swap: bool) -> None:
+        """Row a's request moves to row b (and b's to a when `swap`)."""
+        self._grow(max(a, b) + 1)
+        src, dst = ([a, b], [b, a]) if swap else ([a], [b])
+        for name in self._arrays():
+            arr = getattr(self, name)
+            arr[dst] = arr[src]
 
     def step(
-        self, rows: Iterable[tuple[int, Sequence[int], SampledConfidence]], logits: torch.Tensor
+        self,
+        rows: np.ndarray,
+        lengths: np.ndarray,
+        last: np.ndarray,
+        cue: np.ndarray,
+        logits: torch.Tensor,
     ) -> None:
-        """Feed one step: for each tracked request its batch row, its output so far and
-        its tracker; `logits` is the batch's (rows, vocab) matrix as this step received it.
+        """Feed one step. `rows`: the tracked batch rows; per row its output length, its
+        latest token (anything when the length is 0) and whether that token is a cue;
+        `logits`: the batch's (rows, vocab) matrix as this step received it.
 
         A request fed again at the same output length (vLLM runs processors for
         chunked-prefill samples it discards) has nothing scored; the latest step's row
         is the one its next token will be drawn from.
         """
         self._step += 1
-        vocab = logits.shape[-1]
-        picks, scored, fed = [], [], False  # picks: flat indices into the previous step's
-        for index, output_ids, tracker in rows:
-            fed = True
-            n = len(output_ids)
-            seen = tracker._seen
-            if seen is not None and seen[0] == n - 1 and seen[1] == self._step - 1:
-                token = output_ids[n - 1]
-                if token in tracker.cue_ids:
-                    tracker._at_cue, tracker._low = tracker._low, None
-                else:
-                    picks.append(seen[2] * vocab + token)
-                    scored.append(tracker)
-            tracker._seen = (n, self._step, index)
-        if scored:
+        if not len(rows):
+            self._logprobs = None
+            return
+        self._grow(int(rows.max()) + 1)
+        ok = (self._seen_n[rows] == lengths - 1) & (self._seen_step[rows] == self._step - 1)
+        closes = ok & cue
+        if closes.any():
+            r = rows[closes]
+            self._at_cue[r] = self._low[r]
+            self._low[r] = np.inf
+        scored = ok & ~cue
+        if scored.any():
             prev = self._logprobs
-            lp = torch.take(prev, torch.tensor(picks, device=prev.device)).clamp(min=FLOOR)
-            none = torch.full((), float("inf"), device=prev.device)
-            low = torch.stack([none if t._low is None else t._low for t in scored])
-            for tracker, value in zip(scored, torch.minimum(low, lp).unbind(), strict=True):
-                tracker._low = value
-        # Only a step with tracked rows keeps its log-probabilities (a batch's worth).
-        self._logprobs = torch.log_softmax(logits.float(), dim=-1) if fed else None
+            flat = torch.from_numpy(self._seen_row[rows[scored]] * prev.shape[-1] + last[scored])
+            lp = torch.take(prev, flat.to(prev.device)).clamp(min=FLOOR).cpu().numpy()
+            r = rows[scored]
+            self._low[r] = np.minimum(self._low[r], lp)
+        self._seen_n[rows] = lengths
+        self._seen_step[rows] = self._step
+        self._seen_row[rows] = np.arange(len(rows))
+        every = len(rows) == logits.shape[0] and bool((rows == np.arange(len(rows))).all())
+        tracked = logits if every else logits[torch.from_numpy(rows).to(logits.device)]
+        self._logprobs = torch.log_softmax(tracked.float(), dim=-1)
+
+    def value(self, index: int) -> torch.Tensor:
+        """The feature of row `index`'s latest cue, a 1-element float32 tensor (0: certain,
+        also before any cue)."""
+        return self.values(np.array([index]))[0]
+
+    def values(self, rows: np.ndarray) -> torch.Tensor:
+        """`value` of several rows: (len(rows), 1)."""
+        v = self._at_cue[rows]
+        return torch.from_numpy(np.where(np.isinf(v), np.float32(0), v)).unsqueeze(1)
 
 
-def probe_input(hidden: torch.Tensor, confidence: SampledConfidence | None) -> torch.Tensor:
-    """What a probe reads at a cue: the hidden features, then the confidence value when
-    the probe reads it (calibration and serving both build their features here)."""
+def probe_input(hidden: torch.Tensor, confidence: torch.Tensor | None) -> torch.Tensor:
+    """What a probe reads at a cue: the hidden features, then the confidence value
+    (`ConfidenceFeed.value`, or `.values` for a batch of rows) when the probe reads it
+    (calibration and serving both build their features here)."""
     if confidence is None:
         return hidden
-    return torch.cat([hidden, confidence.value().to(hidden.device)])
+    return torch.cat([hidden, confidence.to(hidden.device)], dim=-1)

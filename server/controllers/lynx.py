@@ -22,6 +22,8 @@ import torch
 from server.controllers.base import LEAVE, Action, StepView
 from server.controllers.phase import Phase
 
+_NONE: frozenset[int] = frozenset()
+
 # features -> P(exiting here answers right)
 Scorer = Callable[[torch.Tensor], float]
 
@@ -54,7 +56,9 @@ class LynxController:
     def __init__(self, params: LynxParams, scorer: Scorer) -> None:
         self.params = params
         self.scorer = scorer
-        self._cues_seen: dict[int, int] = {}  # output position of a cue -> its index
+        self.cues = 0  # cues met inside thinking at the steps that processed them
+        self._last_cue_at = -1
+        self._tail = (("min_thinking", params.min_thinking),) if params.min_thinking else ()
 
     def decide(self, view: StepView) -> Action:
         p = self.params
@@ -62,16 +66,26 @@ class LynxController:
             return LEAVE
         if view.last_token not in p.cue_ids:
             return LEAVE
-        at = view.n_output - 1
-        cue_index = self._cues_seen.setdefault(at, len(self._cues_seen))
+        cue_index = self.count_cue(view.n_output - 1)
         if view.thinking_tokens < p.min_thinking:  # the cue counted, the probe not run
             return LEAVE
         t0 = time.perf_counter()
         score = float(self.scorer(view.hidden()))
+        return self.judge(cue_index, score, time.perf_counter() - t0)
+
+    def count_cue(self, at: int) -> int:
+        """The index of the cue at output position `at` (counted once)."""
+        if at != self._last_cue_at:
+            self._last_cue_at, self.cues = at, self.cues + 1
+        return self.cues - 1
+
+    def judge(self, cue_index: int, score: float, latency_s: float) -> Action:
+        """The decision at a scored cue: exit, or a note of the score (batched scoring,
+        server/controllers/batch.py, calls this too)."""
+        p = self.params
         detail = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", p.delta),
-                  ("latency_s", time.perf_counter() - t0))  # fmt: skip
-        if p.min_thinking:
-            detail += (("min_thinking", p.min_thinking),)
-        if p.exits(score):
-            return Action(force=p.close, reason="lynx", detail=detail)
-        return Action(reason="probe", detail=detail, note=True)
+                  ("latency_s", latency_s), *self._tail)  # fmt: skip
+        # Positional: a LYNX batch judges tens of cues per step.
+        if 1 - score <= p.q1 and score > p.q0:  # p.exits, inlined
+            return Action(p.close, _NONE, (), "lynx", detail)
+        return Action((), _NONE, (), "probe", detail, True)

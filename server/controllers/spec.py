@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal, Protocol
 
+import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.controllers.base import Controller
@@ -100,6 +102,10 @@ class LynxRuntime(Protocol):
     def thresholds(self, delta: float) -> tuple[float, float]: ...
 
     def scorer(self) -> Scorer: ...
+
+    def scores(self, features: torch.Tensor) -> np.ndarray:
+        """`scorer` over a (rows, features) batch at once."""
+        ...
 
 
 class ControlSpec(BaseModel):

@@ -14,7 +14,8 @@ same token again rather than skipping one.
 
 Events: a forced sequence is an event when it starts. A soft controller (one that only
 shifts logits) gets an event, with no forced tokens, when the token it boosted at a step
-turns out to be the end of thinking: it acted on the exit, though it did not force it.
+that nothing forced turns out to be the end of thinking: it acted on the exit, though it
+did not force it.
 A controller may also report a decision that changed nothing (`Action.note`, e.g. a
 probe that scored a cue and let thinking go on): an event with reason and detail only.
 """
@@ -22,7 +23,7 @@ probe that scored a cue and let thinking go on): an event with reason and detail
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -30,9 +31,9 @@ from server.controllers.base import LEAVE, Action, Controller, StepView
 from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
 
 
-@dataclass(frozen=True)
-class ControlEvent:
-    """A controller intervened: it forced `tokens` from output position `at` on."""
+class ControlEvent(NamedTuple):
+    """A controller intervened: it forced `tokens` from output position `at` on. (A tuple:
+    a LYNX batch makes one per scored cue and step.)"""
 
     controller: str
     reason: str
@@ -73,6 +74,22 @@ class ControlStack:
             return Action(force=(self._forced[n - self._forced_from],))
         last = output_ids[n - 1] if n else None
         view = StepView(n, self.tracker.phase, self.tracker.thinking_tokens, logits, last, hidden)
+        action, boosted = self.decide(view)
+        if action.force:
+            self._forced, self._forced_from = action.force, n
+            # A forced token is not the model's choice: no soft exit can be credited for it.
+            self._shifted = (n, {})
+            return Action(force=action.force[:1], reason=action.reason)
+        if boosted or self._shifted[1]:
+            self._shifted = (n, boosted)
+        return action
+
+    def decide(self, view: StepView) -> tuple[Action, dict[int, tuple[str, str]]]:
+        """Ask every controller about one step outside a forced sequence and merge their
+        actions; events are recorded here. Returns the merged action (`force` holding the
+        whole new sequence, if one starts) and, per token boosted in total, the first
+        controller (name, reason) that shifted it."""
+        n = view.n_output
         force: Action | None = None
         bans: set[int] = set()
         shifts: dict[int, float] = {}
@@ -97,16 +114,12 @@ class ControlStack:
                 shifts[tok] = shifts.get(tok, 0.0) + delta
                 shifted_by.setdefault(tok, (controller.name, action.reason))
         # Only a boost can cause an exit; a token pushed down that still won is the model's.
-        if shifted_by or self._shifted[1]:
-            self._shifted = (n, {t: who for t, who in shifted_by.items() if shifts[t] > 0})
+        boosted = {t: who for t, who in shifted_by.items() if shifts[t] > 0}
         if force is not None:
-            self._forced, self._forced_from = force.force, n
-            return Action(force=force.force[:1], reason=force.reason)
-        if not acting:
-            return LEAVE
-        if acting == 1:  # nothing to merge (the usual step): that controller's own action
-            return last
-        return Action(ban=frozenset(bans), shift=tuple(shifts.items()))
+            return Action(force=force.force, reason=force.reason), boosted
+        if acting <= 1:  # nothing to merge (the usual step): that controller's own action
+            return last, boosted
+        return Action(ban=frozenset(bans), shift=tuple(shifts.items())), boosted
 
     def _note_soft_exit(self, output_ids: Sequence[int]) -> None:
         at, shifted_by = self._shifted

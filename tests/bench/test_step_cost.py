@@ -5,13 +5,16 @@ import json
 from bench import step_cost
 
 
-def test_prints_a_positive_cost_per_step_for_each_part(capsys):
-    step_cost.main(["--rows", "4", "--vocab", "11", "--steps", "5"])
-    out = json.loads(capsys.readouterr().out)
-    assert out["rows"] == 4 and out["vocab"] == 11
-    for key in ("processor_none_ms", "processor_lynx_ms", "processor_budget_ts_ms",
-                "confidence_feed_ms"):  # fmt: skip
-        assert out[key] > 0
-    # Controlled rows cost more than the processor's fixed cost with no controlled row.
-    assert out["processor_lynx_ms"] > out["processor_none_ms"]
-    assert out["processor_budget_ts_ms"] > out["processor_none_ms"]
+def test_writes_every_arm_of_every_cell(tmp_path, capsys):
+    step_cost.main(["--rows", "4", "8", "--vocab", "11", "--steps", "5", "--out", str(tmp_path)])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    run = json.loads((tmp_path / "step_cost.json").read_text())
+    assert run["cells"] == printed and [c["rows"] for c in printed] == [4, 8]
+    arms = ("none", "budget_ts", "lynx", "lynx_confidence", "confidence_feed", "vllm_builtin",
+            "per_row_budget_ts")  # fmt: skip
+    for cell in printed:
+        assert cell["vocab"] == 11 and all(cell[f"{arm}_ms"] >= 0 for arm in arms)
+        # Controlled rows cost more than rows that ask for nothing.
+        assert cell["lynx_ms"] > cell["none_ms"] and cell["budget_ts_ms"] > cell["none_ms"]
+    table = (tmp_path / "step_cost.md").read_text()
+    assert "| rows | vocab | none | budget_ts |" in table and run["command"] in table

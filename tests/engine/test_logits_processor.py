@@ -6,6 +6,7 @@ from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 
 from engine.logits_processor import ThinkctlLogitsProcessor
+from server.controllers.batch import BatchControl
 from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
 from tests.controllers.helpers import END, INDUCE, START, V
 
@@ -88,16 +89,19 @@ class ProbeStub:
     def scorer(self):
         return lambda features: 0.5
 
+    def scores(self, features):
+        return [0.5] * len(features)
+
 
 def test_the_confidence_input_stops_being_fed_once_thinking_closes(lp):
-    lp._probe = ProbeStub()
+    lp.batch = BatchControl(ProbeStub())
     spec = ControlSpec(think=(START, END), lynx={"delta": 0.05, "close": CLOSE})
     out: list[int] = []
     p = SamplingParams(extra_args={SPEC_KEY: spec.model_dump(mode="json"), ID_KEY: "r"})
     lp.update_state(update(added=[(0, p, [START], out)], size=1))
-    row = lp._rows[0]
     for token in (7, 7, END, 7):
         lp.update_state(None)
         lp.apply(torch.zeros(1, V))
-        assert (row.confidence is None) == (END in out)  # fed while thinking, not after
+        fed = lp.batch._feed._seen_n[0] == len(out)
+        assert fed == (END not in out)  # fed while thinking, not after
         out.append(token)

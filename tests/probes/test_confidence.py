@@ -2,12 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.confidence import FLOOR, ConfidenceFeed, SampledConfidence, probe_input
+from probes.confidence import FLOOR, ConfidenceFeed, probe_input
 
 CUE, VOCAB = 3, 5
 
@@ -20,18 +21,29 @@ def row(p_token: dict[int, float]) -> torch.Tensor:
     return torch.tensor([math.log(p) + 7.0 for p in probs])  # softmax ignores the shift
 
 
+def feed_step(feed: ConfidenceFeed, rows: list[int], outs: list[list[int]], logits) -> None:
+    """One step of `feed` over batch `rows`, whose requests have output `outs` so far."""
+    last = [o[-1] if o else -1 for o in outs]
+    feed.step(np.array(rows, np.int64), np.array([len(o) for o in outs], np.int64),
+              np.array(last, np.int64), np.array([t == CUE for t in last]), logits)  # fmt: skip
+
+
 class One:
     """A single request fed alone: each `observe` is one step of a batch of one row."""
 
     def __init__(self) -> None:
         self.feed = ConfidenceFeed()
-        self.tracker = SampledConfidence(frozenset({CUE}))
+        self.feed.reset(0)
 
     def observe(self, out: list[int], logits: torch.Tensor) -> None:
-        self.feed.step([(0, out, self.tracker)], logits.unsqueeze(0))
+        feed_step(self.feed, [0], [out], logits.unsqueeze(0))
+
+    def skip(self) -> None:
+        """A step of the batch without this request."""
+        feed_step(self.feed, [], [], torch.empty(0, VOCAB))
 
     def value(self) -> torch.Tensor:
-        return self.tracker.value()
+        return self.feed.value(0)
 
 
 def decode(tracker: One, steps, out: list[int] | None = None) -> list[int]:
@@ -114,7 +126,7 @@ def test_the_probe_input_appends_the_value_only_for_a_probe_that_reads_it():
     assert torch.equal(probe_input(hidden, None), hidden)
     t = One()
     decode(t, [(0, row({0: 0.5})), (CUE, row({}))])
-    got = probe_input(hidden, t.tracker)
+    got = probe_input(hidden, t.value())
     assert got.shape == (5,) and torch.equal(got[:4], hidden)
     assert got[4].item() == pytest.approx(math.log(0.5), abs=1e-5)
 
@@ -122,32 +134,38 @@ def test_the_probe_input_appends_the_value_only_for_a_probe_that_reads_it():
 @settings(max_examples=50, deadline=None)
 @given(st.integers(1, 4), st.randoms(use_true_random=False))
 def test_a_batch_feeds_each_request_as_if_it_were_alone(n_requests, rnd):
-    """Requests in one batch, moving between rows and sometimes missing a step, get the
-    values each would get fed alone through the same steps."""
+    """Requests in one batch, moving between rows (vLLM's swaps) and sometimes left out
+    of a step, get the values each would get fed alone through the same steps."""
     batch, alone = ConfidenceFeed(), [One() for _ in range(n_requests)]
-    trackers = [SampledConfidence(frozenset({CUE})) for _ in range(n_requests)]
+    where = list(range(n_requests))  # request -> its batch row
+    for r in where:
+        batch.reset(r)
     outs: list[list[int]] = [[] for _ in range(n_requests)]
     for _ in range(25):
+        a, b = rnd.randrange(n_requests), rnd.randrange(n_requests)
+        if a != b:  # the requests in rows a and b swap rows
+            batch.move(a, b, swap=True)
+            ra, rb = where.index(a), where.index(b)
+            where[ra], where[rb] = b, a
         present = [r for r in range(n_requests) if rnd.random() < 0.8]
-        rnd.shuffle(present)  # batch rows move
-        logits = torch.randn(len(present), VOCAB, generator=torch.Generator().manual_seed(
+        logits = torch.randn(n_requests, VOCAB, generator=torch.Generator().manual_seed(
             rnd.randrange(10**6)))  # fmt: skip
-        batch.step([(i, outs[r], trackers[r]) for i, r in enumerate(present)], logits)
+        feed_step(batch, [where[r] for r in present], [outs[r] for r in present], logits)
         for r in range(n_requests):  # the same step, one request at a time
             if r in present:
-                alone[r].observe(outs[r], logits[present.index(r)])
+                alone[r].observe(outs[r], logits[where[r]])
             else:
-                alone[r].feed.step([], torch.empty(0, VOCAB))
+                alone[r].skip()
         for r in present:
             outs[r].append(rnd.choice([0, 1, 2, CUE]))
     for r in range(n_requests):
-        assert torch.allclose(trackers[r].value(), alone[r].value())
+        assert torch.allclose(batch.value(where[r]), alone[r].value())
 
 
 def test_a_request_that_missed_a_step_skips_the_token_drawn_before_it():
     t = One()
     t.observe([], row({0: 0.01}))
-    t.feed.step([], torch.empty(0, VOCAB))  # preempted for a step: not in the batch
+    t.skip()  # preempted for a step: not in the batch
     t.observe([0], row({1: 0.5}))  # token 0 came from a row the feed no longer holds
     t.observe([0, 1], row({}))
     t.observe([0, 1, CUE], row({}))

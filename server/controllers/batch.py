@@ -1,0 +1,485 @@
+"""The control stacks of a whole batch, stepped with batched array operations.
+
+`ControlStack` (stack.py) is the specification: one request, one step, plain Python.
+Stepping one stack per batch row costs microseconds per row and step, linear in the batch
+(bench/step_cost.py). `BatchControl` gives the same logits, forced tokens and events
+(tests/controllers/test_batch.py checks it against per-row stacks on random batches) with
+each row's state in arrays indexed by batch row:
+
+- every step, for all rows at once: the phase tracker (phase, thinking length, close
+  position), forced-sequence cursors, the budget's minimum (bans), TS's shift, and which
+  rows need a decision;
+- only the rows whose state changes go through their `ControlStack.decide`, the
+  specification itself: a forced sequence starting (mode prefix, budget cap, s1's "Wait"),
+  a LYNX cue to score, a token fed out of step (preemption), the close of thinking.
+
+So Python work per step is proportional to those rows, plus reading each row's newest
+token from vLLM's output lists (as vLLM's own min_tokens processor reads their lengths).
+A batch with no controlled row costs one length check.
+
+Engine-free: vLLM's batch updates arrive as `add`, `remove`, `move`;
+engine/logits_processor.py is the adapter. A removed request is parked by id so that a
+preempted request resumes where it was (its forced sequence included).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from probes.confidence import ConfidenceFeed, probe_input
+from server.controllers.base import Action, StepView
+from server.controllers.phase import Phase
+from server.controllers.spec import ControlSpec, LynxRuntime
+from server.controllers.stack import ControlEvent, ControlStack
+
+# Requests that left the batch, kept so that a preempted one resumes; finished requests
+# leave the same way and are never re-added, hence the bound.
+PARKED_MAX = 1024
+
+_PHASES = (Phase.BEFORE, Phase.THINKING, Phase.ANSWER)
+BEFORE, THINKING, ANSWER = range(3)
+_NO_MAX = np.iinfo(np.int64).max // 2  # a budget without a maximum
+_LOG_ODDS, _TEMPERATURE = 1, 2
+
+_last = operator.itemgetter(-1)
+
+# Per-row state: name -> (dtype, value of an empty row).
+_FIELDS: dict[str, tuple[type, object]] = {
+    "on": (bool, False),  # the row holds a controlled request
+    "consumed": (np.int64, 0),  # output tokens fed to the phase tracker
+    "seen": (np.int64, -1),  # output length at the previous step
+    "phase": (np.int8, BEFORE),
+    "thinking": (np.int64, 0),  # tokens inside the thinking block, delimiters excluded
+    "start": (np.int64, -1),  # think delimiters
+    "end": (np.int64, -1),
+    "mode": (bool, False),  # a forced reply prefix
+    "max": (np.int64, _NO_MAX),  # the budget's maximum
+    "min": (np.int64, 0),  # the budget's minimum, when it has stop ids to ban
+    "wait_len": (np.int64, 0),  # s1's "Wait" (0: bans only)
+    "lynx": (bool, False),
+    "ts": (np.int8, 0),  # 0, _LOG_ODDS or _TEMPERATURE
+    "ts_value": (np.float64, 0.0),  # log s, or T
+    "forced_from": (np.int64, 0),  # the forced sequence's first output position
+    "forced_len": (np.int64, 0),
+    "shift_at": (np.int64, -1),  # the latest decided step, and whether it boosted the end
+    "boosted": (bool, False),
+}
+
+
+@dataclass
+class _Parked:
+    state: dict[str, object]
+    forced: np.ndarray
+    stop: np.ndarray
+    stack: ControlStack
+    confidence: tuple | None
+
+
+class BatchControl:
+    """The controlled rows of one batch. `probe` is the engine side's loaded LYNX probe
+    (with `confidence`, it reads probes/confidence.py's value too)."""
+
+    def __init__(self, probe: LynxRuntime | None = None) -> None:
+        self._probe = probe
+        self._cues = np.array(sorted(probe.cue_ids) if probe else [], np.int64)
+        self._feed = ConfidenceFeed() if getattr(probe, "confidence", False) else None
+        self._a = {k: np.full(0, v, t) for k, (t, v) in _FIELDS.items()}
+        self._forced = np.zeros((0, 1), np.int64)  # forced sequences, padded
+        self._stop = np.full((0, 1), -1, np.int64)  # the budget's stop ids, padded with -1
+        self._stacks: dict[int, ControlStack] = {}
+        self._ids: dict[int, str] = {}
+        self._outs: dict[int, list[int]] = {}
+        self._parked: OrderedDict[str, _Parked] = OrderedDict()
+        self._rows = np.zeros(0, np.int64)  # the controlled rows, ascending
+        self._dirty = False
+        self._bans: tuple | None = None  # cached index tensors (_ban_pairs, _log_odds)
+        self._shift: tuple | None = None
+        self._events: list[tuple[str, ControlEvent]] = []  # the current step's
+
+    # -- batch updates -------------------------------------------------------------------
+
+    def _grow(self, size: int) -> None:
+        cap = len(self._a["on"])
+        if size <= cap:
+            return
+        new = max(size, 2 * cap, 8)
+        for k, (t, v) in _FIELDS.items():
+            self._a[k] = np.concatenate([self._a[k], np.full(new - cap, v, t)])
+        self._forced = np.concatenate([self._forced, np.zeros((new - cap, self._forced.shape[1]),
+                                                              np.int64)])  # fmt: skip
+        self._stop = np.concatenate([self._stop, np.full((new - cap, self._stop.shape[1]), -1,
+                                                         np.int64)])  # fmt: skip
+
+    def _widen(self, table: str, width: int) -> None:
+        t = getattr(self, table)
+        if width > t.shape[1]:
+            pad = np.full((t.shape[0], width - t.shape[1]), -1 if table == "_stop" else 0)
+            setattr(self, table, np.concatenate([t, pad], axis=1))
+
+    def _changed(self) -> None:
+        self._dirty = True  # recomputed at the next step, once for all of a step's updates
+
+    def add(
+        self,
+        index: int,
+        spec: ControlSpec | None,
+        prompt_ids: Sequence[int] | None,
+        output_ids: list[int],
+        request_id: str = "",
+    ) -> None:
+        """Row `index` now holds a request (vLLM reuses rows: whatever was there goes)."""
+        self._clear(index)
+        if spec is None or not spec.has_step_controllers:
+            self._changed()
+            return
+        self._grow(index + 1)
+        parked = self._parked.pop(request_id, None) if request_id else None
+        if parked is not None:
+            self._unpark(index, parked)
+        else:
+            self._build(index, spec, prompt_ids or ())
+        self._ids[index], self._outs[index] = request_id, output_ids
+        self._changed()
+
+    def _build(self, index: int, spec: ControlSpec, prompt_ids: Sequence[int]) -> None:
+        a = self._a
+        stack = spec.build(prompt_ids, self._probe)
+        self._stacks[index] = stack
+        a["on"][index] = True
+        a["start"][index], a["end"][index] = spec.think
+        a["phase"][index] = _PHASES.index(stack.tracker.phase)
+        a["mode"][index] = spec.mode is not None
+        if (b := spec.budget) is not None:
+            a["max"][index] = _NO_MAX if b.max is None else b.max
+            if b.stop:
+                a["min"][index] = b.min
+                a["wait_len"][index] = len(b.wait)
+                self._widen("_stop", len(b.stop))
+                self._stop[index, : len(b.stop)] = b.stop
+        a["lynx"][index] = spec.lynx is not None
+        if (ts := spec.ts) is not None and ts.strength != 1:
+            a["ts"][index] = _LOG_ODDS if ts.form == "log_odds" else _TEMPERATURE
+            a["ts_value"][index] = math.log(ts.strength) if ts.form == "log_odds" else ts.strength
+        if self._feed is not None:
+            self._feed.reset(index)
+
+    def remove(self, index: int) -> None:
+        """Row `index`'s request left the batch (finished or preempted): parked by id."""
+        if index < len(self._a["on"]) and self._a["on"][index] and self._ids.get(index):
+            self._parked[self._ids[index]] = _Parked(
+                {k: v[index].item() for k, v in self._a.items()},
+                self._forced[index].copy(),
+                self._stop[index].copy(),
+                self._stacks[index],
+                self._feed.export(index) if self._feed is not None else None,
+            )
+            while len(self._parked) > PARKED_MAX:
+                self._parked.popitem(last=False)
+        self._clear(index)
+        self._changed()
+
+    def _unpark(self, index: int, p: _Parked) -> None:
+        for k, v in p.state.items():
+            self._a[k][index] = v
+        self._widen("_forced", len(p.forced))
+        self._widen("_stop", len(p.stop))
+        self._forced[index, : len(p.forced)] = p.forced
+        self._stop[index, : len(p.stop)] = p.stop
+        self._stacks[index] = p.stack
+        if self._feed is not None:
+            self._feed.restore(index, p.confidence)
+
+    def _clear(self, index: int) -> None:
+        if index >= len(self._a["on"]):
+            return
+        for k, (_, v) in _FIELDS.items():
+            self._a[k][index] = v
+        self._forced[index] = 0
+        self._stop[index] = -1
+        for d in (self._stacks, self._ids, self._outs):
+            d.pop(index, None)
+
+    def move(self, a: int, b: int, swap: bool) -> None:
+        """Row a's request moves to row b; with `swap`, b's moves to a."""
+        self._grow(max(a, b) + 1)
+        src, dst = ([a, b], [b, a]) if swap else ([a], [b])
+        for d in (self._stacks, self._ids, self._outs):
+            moved = [d.pop(i, None) for i in src]
+            for i, v in zip(dst, moved, strict=True):
+                if v is not None:
+                    d[i] = v
+        for arr in (*self._a.values(), self._forced, self._stop):
+            arr[dst] = arr[src]
+        if not swap:
+            self._clear(a)
+        if self._feed is not None:
+            self._feed.move(a, b, swap)
+        self._changed()
+
+    def events(self, index: int) -> list[ControlEvent]:
+        """Every event of row `index`'s request so far."""
+        return self._stacks[index].events
+
+    # -- one decode step -----------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """After batch updates: the controlled rows, and which controls any of them uses
+        (a step skips the work of controls no row asks for)."""
+        a = self._a
+        rows = np.flatnonzero(a["on"])
+        self._rows, self._dirty = rows, False
+        dense = len(rows) == 0 or rows[-1] == len(rows) - 1
+        self._sel = slice(0, len(rows)) if dense else rows  # a slice reads views, no copies
+        self._row_outs = [self._outs[int(i)] for i in rows]
+        self._lynx_of = {
+            int(r): next(c for c in self._stacks[int(r)].controllers if c.name == "lynx")
+            for r in rows[a["lynx"][rows]]
+        }
+        self._uses = {k: bool(a[k][rows].any()) for k in ("mode", "lynx", "ts", "wait_len")}
+        self._uses["max"] = bool((a["max"][rows] < _NO_MAX).any())
+        self._uses["min"] = bool((a["min"][rows] > 0).any())
+        self._bans = self._shift = None  # cached index tensors: rows may hold other requests
+
+    def step(
+        self, logits: torch.Tensor, features: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> list[tuple[str, ControlEvent]]:
+        """Act on the batch's (rows, vocab) logits in place, before sampling. `features`
+        gives the captured hidden features of some batch rows at this step, (rows,
+        features) for a tensor of row indices (None: no capture). Returns the events of
+        this step, tagged with their request ids."""
+        if self._dirty:
+            self._refresh()
+        rows = self._rows
+        if not len(rows):
+            return []
+        self._events = []
+        a, sel, uses = self._a, self._sel, self._uses
+        outs = self._row_outs
+        n = np.fromiter(map(len, outs), np.int64, len(rows))
+        try:
+            last = np.fromiter(map(_last, outs), np.int64, len(rows))
+        except IndexError:  # a row with no output yet
+            last = np.array([o[-1] if o else -1 for o in outs], np.int64)
+        self._feed_tokens(rows, sel, n, last)
+        phase, thinking = a["phase"][sel], a["thinking"][sel]
+        fresh = (n == a["seen"][sel] + 1) & (n > 0) & (features is not None)
+        a["seen"][sel] = n
+        cue = self._is_cue(last) if uses["lynx"] else None
+        if self._feed is not None:  # LYNX rows, until thinking closes
+            tracked = (phase != ANSWER) & a["lynx"][sel]
+            cue = cue if cue is not None else np.zeros(len(rows), bool)
+            self._feed.step(rows[tracked], n[tracked], last[tracked], cue[tracked], logits)
+
+        start = a["forced_from"][sel]
+        forced = (start <= n) & (n < start + a["forced_len"][sel])
+        decide = ~forced
+        in_thought = decide & (phase == THINKING)
+        slow = np.zeros(len(rows), bool)
+        if uses["mode"]:
+            slow |= decide & a["mode"][sel] & (n == 0)
+        if uses["max"]:
+            slow |= in_thought & (thinking >= a["max"][sel])
+        under = in_thought & (thinking < a["min"][sel]) if uses["min"] else np.zeros_like(slow)
+        if uses["wait_len"] and under.any():  # s1's "Wait": where the top choice is a stop id
+            waits = under & ~slow & (a["wait_len"][sel] > 0)
+            waits &= thinking + a["wait_len"][sel] <= a["max"][sel]
+            if waits.any():
+                w = rows[waits]
+                top = logits[torch.from_numpy(w).to(logits.device)].argmax(-1).cpu().numpy()
+                slow[np.flatnonzero(waits)[(self._stop[w] == top[:, None]).any(axis=1)]] = True
+        cues = (
+            in_thought & fresh & a["lynx"][sel] & cue & ~slow if uses["lynx"] else None
+        )  # a cue in a row that also changes otherwise: its stack decides
+
+        deciding = sel if not forced.any() else rows[decide]
+        a["shift_at"][deciding] = n if deciding is sel else n[decide]
+        a["boosted"][deciding] = False
+        new_force: list[tuple[int, int, tuple[int, ...]]] = []  # (row, position, tokens)
+        soft: list[tuple[int, Action]] = []
+        for i in np.flatnonzero(slow):
+            r = int(rows[i])
+            action = self._decide(r, int(n[i]), int(last[i]), bool(fresh[i]), logits, features)
+            if action.force:
+                new_force.append((r, int(n[i]), action.force))
+            elif not action.is_empty:
+                soft.append((r, action))
+        exits = ()
+        if cues is not None and cues.any():
+            exits = self._score_cues(rows, n, thinking, cues, features, new_force)
+        steady = decide & ~slow
+        if len(exits):
+            steady[exits] = False
+        for r, at, seq in new_force:
+            self._widen("_forced", len(seq))
+            self._forced[r, : len(seq)] = seq
+            a["forced_from"][r], a["forced_len"][r] = at, len(seq)
+        force_rows = [r for r, _, _ in new_force]
+        force_toks = [seq[0] for _, _, seq in new_force]
+        if deciding is not sel:  # forced sequences going on
+            force_rows = np.concatenate([rows[forced], force_rows])
+            force_toks = np.concatenate([self._forced[rows[forced], (n - start)[forced]],
+                                         force_toks])  # fmt: skip
+        self._apply(logits, rows, steady, under, in_thought, force_rows, force_toks, soft)
+        return self._events
+
+    def _feed_tokens(self, rows: np.ndarray, sel, n: np.ndarray, last: np.ndarray) -> None:
+        """The phase tracker, for every row: one new token each, in the usual step."""
+        a = self._a
+        one = n == a["consumed"][sel] + 1
+        every = bool(one.all())
+        r = sel if every else rows[one]
+        tok = last if every else last[one]
+        phase = a["phase"][r]
+        opens = (phase == BEFORE) & (tok == a["start"][r])
+        thinking = phase == THINKING
+        closes = thinking & (tok == a["end"][r])
+        a["thinking"][r] += thinking & ~closes
+        a["phase"][r] = np.where(opens, THINKING, np.where(closes, ANSWER, phase))
+        a["consumed"][r] = n if every else n[one]
+        if closes.any():
+            ended = (rows if every else rows[one])[closes]
+            for row, at in zip(ended, (n if every else n[one])[closes] - 1, strict=True):
+                self._closed(int(row), int(at))
+        if not every:
+            for i in np.flatnonzero(n > a["consumed"][rows]):  # several new tokens at once
+                self._feed_slowly(int(rows[i]), self._outs[int(rows[i])][: int(n[i])])
+
+    def _feed_slowly(self, r: int, out: list[int]) -> None:
+        a = self._a
+        for at in range(int(a["consumed"][r]), len(out)):
+            tok, phase = out[at], a["phase"][r]
+            if phase == BEFORE and tok == a["start"][r]:
+                a["phase"][r] = THINKING
+            elif phase == THINKING and tok == a["end"][r]:
+                a["phase"][r] = ANSWER
+                self._closed(r, at)
+            elif phase == THINKING:
+                a["thinking"][r] += 1
+        a["consumed"][r] = len(out)
+
+    def _closed(self, r: int, at: int) -> None:
+        """Thinking closed at output position `at`: a soft exit if the step that chose the
+        token boosted it (TS is the only controller that shifts logits)."""
+        if self._a["shift_at"][r] == at and self._a["boosted"][r]:
+            event = ControlEvent("ts", "ts", at, ())
+            self._stacks[r].events.append(event)
+            self._events.append((self._ids[r], event))
+            self._a["shift_at"][r] = -1
+
+    def _is_cue(self, tokens: np.ndarray) -> np.ndarray:
+        if len(self._cues) == 1:
+            return tokens == self._cues[0]
+        return np.isin(tokens, self._cues)
+
+    def _features(self, features, rows: np.ndarray) -> torch.Tensor:
+        """The probe's input for batch `rows` at this step (probes/confidence.py)."""
+        hidden = features(torch.from_numpy(rows))
+        return probe_input(hidden, self._feed.values(rows) if self._feed is not None else None)
+
+    def _decide(self, r, n, last, fresh, logits, features) -> Action:
+        """A row whose state changes: its stack decides, as the specification does."""
+        a, stack = self._a, self._stacks[r]
+        hidden = (lambda: self._features(features, np.array([r]))[0]) if fresh else None
+        view = StepView(n, _PHASES[a["phase"][r]], int(a["thinking"][r]), logits[r],
+                        last if n else None, hidden)  # fmt: skip
+        mark = len(stack.events)
+        action, boosted = stack.decide(view)
+        self._events += ((self._ids[r], e) for e in stack.events[mark:])
+        if not action.force:
+            a["boosted"][r] = a["end"][r] in boosted
+        return action
+
+    def _score_cues(self, rows, n, thinking, cues, features, new_force) -> np.ndarray:
+        """LYNX at the cues of rows that otherwise go on as before: the probe scores them
+        in one batch, then each row's controller judges its score (lynx.py)."""
+        at_cue = np.flatnonzero(cues)
+        scored, judges = [], []  # plain ints below: numpy scalars cost ~10x more per use
+        for i, r, at, think in zip(at_cue.tolist(), rows[at_cue].tolist(), n[at_cue].tolist(),
+                                   thinking[at_cue].tolist(), strict=True):  # fmt: skip
+            ctl = self._lynx_of[r]
+            cue_index = ctl.count_cue(at - 1)
+            if think >= ctl.params.min_thinking:  # below it the cue counts, unscored
+                scored.append(i)
+                judges.append((r, at, ctl, cue_index))
+        if not scored:
+            return np.zeros(0, np.int64)
+        t0 = time.perf_counter()
+        scores = self._probe.scores(self._features(features, rows[scored]))
+        latency = time.perf_counter() - t0
+        exits = []
+        for i, (r, at, ctl, cue_index), score in zip(scored, judges, list(scores), strict=True):
+            action = ctl.judge(cue_index, float(score), latency)
+            event = ControlEvent("lynx", action.reason, at, action.force, action.detail,
+                                 action.note)  # fmt: skip
+            self._stacks[r].events.append(event)
+            self._events.append((self._ids[r], event))
+            if action.force:
+                new_force.append((r, at, action.force))
+                exits.append(i)
+        return np.array(exits, np.int64)
+
+    def _apply(self, logits, rows, steady, under, in_thought, force_rows, force_toks, soft):
+        """Every row's action on the logits, as `apply_actions` applies them row by row:
+        forced rows first (nothing else on them), then bans, then shifts."""
+        a, dev = self._a, logits.device
+        shifts = []  # (rows, tokens, values) as tensors
+        if self._uses["ts"]:
+            ts = a["ts"][self._sel]
+            log_odds = steady & in_thought & (ts == _LOG_ODDS)
+            if log_odds.any():
+                shifts.append(self._log_odds(rows[log_odds], dev))
+            temperature = steady & in_thought & (ts == _TEMPERATURE)
+            if temperature.any():  # z / T - z, from the logits as they came (a rare form)
+                r = rows[temperature]
+                end = torch.from_numpy(a["end"][r]).to(dev)
+                z = logits[torch.from_numpy(r).to(dev), end].double().cpu().numpy()
+                delta = z / a["ts_value"][r] - z
+                a["boosted"][r] = delta > 0
+                shifts.append((torch.from_numpy(r).to(dev), end,
+                               torch.from_numpy(delta).to(dev, logits.dtype)))  # fmt: skip
+        for r, action in soft:
+            for tok, value in action.shift:
+                shifts.append((torch.tensor([r], device=dev), torch.tensor([tok], device=dev),
+                               torch.tensor([value], dtype=logits.dtype, device=dev)))  # fmt: skip
+        if len(force_rows):
+            fr = torch.as_tensor(np.asarray(force_rows, np.int64), device=dev)
+            logits[fr] = float("-inf")
+            logits[fr, torch.as_tensor(np.asarray(force_toks, np.int64), device=dev)] = 0.0
+        ban = steady & under
+        if ban.any():
+            logits[self._ban_pairs(rows[ban], dev)] = float("-inf")
+        soft_bans = [(r, t) for r, action in soft for t in action.ban]
+        if soft_bans:
+            br, bt = torch.tensor(soft_bans, device=dev).T
+            logits[br, bt] = float("-inf")
+        for r, t, v in shifts:  # after bans: a banned token stays -inf whatever its shift
+            logits.index_put_((r, t), v, accumulate=True)
+
+    def _log_odds(self, rows: np.ndarray, device) -> tuple[torch.Tensor, ...]:
+        """TS's log-odds shift on `rows` as index tensors, rebuilt only when they change."""
+        a = self._a
+        a["boosted"][rows] = a["ts_value"][rows] > 0
+        if self._shift is None or not np.array_equal(self._shift[0], rows):
+            values = torch.from_numpy(a["ts_value"][rows]).float().to(device)
+            self._shift = (rows, torch.from_numpy(rows).to(device),
+                           torch.from_numpy(a["end"][rows]).to(device), values)  # fmt: skip
+        return self._shift[1:]
+
+    def _ban_pairs(self, rows: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, stop id) pairs of the rows under their minimum, rebuilt only when those
+        rows change (as vLLM's min_tokens processor does)."""
+        if self._bans is None or not np.array_equal(self._bans[0], rows):
+            stop = self._stop[rows]
+            keep = stop >= 0
+            r = np.broadcast_to(rows[:, None], stop.shape)[keep]
+            self._bans = (rows, torch.from_numpy(r).to(device),
+                          torch.from_numpy(stop[keep]).to(device))  # fmt: skip
+        return self._bans[1], self._bans[2]
