@@ -29,6 +29,7 @@ inside the model's forward pass and are not timed here. `--out DIR` writes
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import sys
@@ -194,21 +195,22 @@ def measure(rows: int, vocab: int, steps: int) -> dict:
     lynx = ControlSpec(think=(THINK, END), lynx={"delta": 0.05, "close": [END]})
     budget_ts = ControlSpec(think=(THINK, END), budget={"max": 10**6, "close": [END]},
                             ts={"strength": 1.01})  # fmt: skip
-    arms = {
-        "none": processor(rows, vocab, None),
-        "budget_ts": processor(rows, vocab, budget_ts),
-        "lynx": processor(rows, vocab, lynx),
-        "lynx_confidence": processor(rows, vocab, lynx, confidence=True),
-        "confidence_feed": confidence_feed(rows, vocab),
-        "vllm_builtin": vllm_builtin(rows, vocab),
-        "per_row_budget_ts": per_row(rows, vocab, budget_ts),
+    arms = {  # built one at a time: what one arm leaves alive must not slow the next
+        "none": lambda: processor(rows, vocab, None),
+        "budget_ts": lambda: processor(rows, vocab, budget_ts),
+        "lynx": lambda: processor(rows, vocab, lynx),
+        "lynx_confidence": lambda: processor(rows, vocab, lynx, confidence=True),
+        "confidence_feed": lambda: confidence_feed(rows, vocab),
+        "vllm_builtin": lambda: vllm_builtin(rows, vocab),
+        "per_row_budget_ts": lambda: per_row(rows, vocab, budget_ts),
     }
     saved, capture._CAPTURE = capture._CAPTURE, _Capture(rows)
     try:
         base = per_step_ms(harness(rows, vocab), steps)
         out = {"rows": rows, "vocab": vocab, "steps": steps, "harness_ms": round(base, 4)}
-        for name, step in arms.items():
-            out[f"{name}_ms"] = round(max(per_step_ms(step, steps) - base, 0.0), 4)
+        for name, make in arms.items():
+            gc.collect()
+            out[f"{name}_ms"] = round(max(per_step_ms(make(), steps) - base, 0.0), 4)
     finally:
         capture._CAPTURE = saved
     return out

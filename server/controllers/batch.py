@@ -36,6 +36,7 @@ import torch
 
 from probes.confidence import ConfidenceFeed, probe_input
 from server.controllers.base import Action, StepView
+from server.controllers.lynx import detail, exits
 from server.controllers.phase import Phase
 from server.controllers.spec import ControlSpec, LynxRuntime
 from server.controllers.stack import ControlEvent, ControlStack
@@ -65,6 +66,11 @@ _FIELDS: dict[str, tuple[type, object]] = {
     "min": (np.int64, 0),  # the budget's minimum, when it has stop ids to ban
     "wait_len": (np.int64, 0),  # s1's "Wait" (0: bans only)
     "lynx": (bool, False),
+    "lynx_min": (np.int64, 0),  # LYNX's floor: cues before it are counted, not scored
+    "q0": (np.float64, 0.0),  # its conformal thresholds
+    "q1": (np.float64, 0.0),
+    "cues": (np.int64, 0),  # cues counted, and the latest one's output position
+    "cue_at": (np.int64, -1),
     "ts": (np.int8, 0),  # 0, _LOG_ODDS or _TEMPERATURE
     "ts_value": (np.float64, 0.0),  # log s, or T
     "forced_from": (np.int64, 0),  # the forced sequence's first output position
@@ -165,6 +171,10 @@ class BatchControl:
                 self._widen("_stop", len(b.stop))
                 self._stop[index, : len(b.stop)] = b.stop
         a["lynx"][index] = spec.lynx is not None
+        for controller in stack.controllers:
+            if controller.name == "lynx":
+                p = controller.params
+                a["lynx_min"][index], a["q0"][index], a["q1"][index] = p.min_thinking, p.q0, p.q1
         if (ts := spec.ts) is not None and ts.strength != 1:
             a["ts"][index] = _LOG_ODDS if ts.form == "log_odds" else _TEMPERATURE
             a["ts_value"][index] = math.log(ts.strength) if ts.form == "log_odds" else ts.strength
@@ -391,40 +401,47 @@ class BatchControl:
         view = StepView(n, _PHASES[a["phase"][r]], int(a["thinking"][r]), logits[r],
                         last if n else None, hidden)  # fmt: skip
         mark = len(stack.events)
+        lynx = self._lynx_of.get(r)
+        if lynx is not None:  # the cue count lives in the arrays; the controller borrows it
+            lynx.cues, lynx.last_cue_at = int(a["cues"][r]), int(a["cue_at"][r])
         action, boosted = stack.decide(view)
+        if lynx is not None:
+            a["cues"][r], a["cue_at"][r] = lynx.cues, lynx.last_cue_at
         self._events += ((self._ids[r], e) for e in stack.events[mark:])
         if not action.force:
             a["boosted"][r] = a["end"][r] in boosted
         return action
 
     def _score_cues(self, rows, n, thinking, cues, features, new_force) -> np.ndarray:
-        """LYNX at the cues of rows that otherwise go on as before: the probe scores them
-        in one batch, then each row's controller judges its score (lynx.py)."""
+        """LYNX at the cues of rows that otherwise go on as before, as `LynxController`
+        decides one (lynx.py), with the cue counts in arrays and one probe call for all."""
+        a = self._a
         at_cue = np.flatnonzero(cues)
-        scored, judges = [], []  # plain ints below: numpy scalars cost ~10x more per use
-        for i, r, at, think in zip(at_cue.tolist(), rows[at_cue].tolist(), n[at_cue].tolist(),
-                                   thinking[at_cue].tolist(), strict=True):  # fmt: skip
-            ctl = self._lynx_of[r]
-            cue_index = ctl.count_cue(at - 1)
-            if think >= ctl.params.min_thinking:  # below it the cue counts, unscored
-                scored.append(i)
-                judges.append((r, at, ctl, cue_index))
-        if not scored:
-            return np.zeros(0, np.int64)
+        r = rows[at_cue]
+        at = n[at_cue] - 1
+        a["cues"][r] += a["cue_at"][r] != at  # each cue position counts once
+        a["cue_at"][r] = at
+        scored = at_cue[thinking[at_cue] >= a["lynx_min"][r]]  # below it: counted, unscored
+        if not len(scored):
+            return scored
+        r = rows[scored]
         t0 = time.perf_counter()
-        scores = self._probe.scores(self._features(features, rows[scored]))
+        scores = np.asarray(self._probe.scores(self._features(features, r)), np.float64)
         latency = time.perf_counter() - t0
-        exits = []
-        for i, (r, at, ctl, cue_index), score in zip(scored, judges, list(scores), strict=True):
-            action = ctl.judge(cue_index, float(score), latency)
-            event = ControlEvent("lynx", action.reason, at, action.force, action.detail,
-                                 action.note)  # fmt: skip
-            self._stacks[r].events.append(event)
-            self._events.append((self._ids[r], event))
-            if action.force:
-                new_force.append((r, at, action.force))
-                exits.append(i)
-        return np.array(exits, np.int64)
+        leave = ~exits(scores, a["q0"][r], a["q1"][r])
+        for row, pos, cue_index, score, note in zip(r.tolist(), n[scored].tolist(),
+                                                   (a["cues"][r] - 1).tolist(), scores.tolist(),
+                                                   leave.tolist(), strict=True):  # fmt: skip
+            p = self._lynx_of[row].params
+            info = detail(p, cue_index, score, latency)
+            if note:
+                event = ControlEvent("lynx", "probe", pos, (), info, True)
+            else:
+                event = ControlEvent("lynx", "lynx", pos, p.close, info)
+                new_force.append((row, pos, p.close))
+            self._stacks[row].events.append(event)
+            self._events.append((self._ids[row], event))
+        return scored[~leave]
 
     def _apply(self, logits, rows, steady, under, in_thought, force_rows, force_toks, soft):
         """Every row's action on the logits, as `apply_actions` applies them row by row:

@@ -22,8 +22,6 @@ import torch
 from server.controllers.base import LEAVE, Action, StepView
 from server.controllers.phase import Phase
 
-_NONE: frozenset[int] = frozenset()
-
 # features -> P(exiting here answers right)
 Scorer = Callable[[torch.Tensor], float]
 
@@ -46,8 +44,19 @@ class LynxParams:
             raise ValueError("min_thinking must be >= 0")
 
     def exits(self, p: float) -> bool:
-        """Prediction set {1}: class 1 plausible, class 0 excluded."""
-        return 1 - p <= self.q1 and p > self.q0
+        return bool(exits(p, self.q0, self.q1))
+
+
+def exits(p, q0, q1):
+    """Prediction set {1}: class 1 plausible, class 0 excluded (floats or arrays)."""
+    return (1 - p <= q1) & (p > q0)
+
+
+def detail(params: LynxParams, cue_index: int, score: float, latency_s: float) -> tuple:
+    """What the trace reports of a scored cue."""
+    out = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", params.delta),
+           ("latency_s", latency_s))  # fmt: skip
+    return out + (("min_thinking", params.min_thinking),) if params.min_thinking else out
 
 
 class LynxController:
@@ -57,8 +66,7 @@ class LynxController:
         self.params = params
         self.scorer = scorer
         self.cues = 0  # cues met inside thinking at the steps that processed them
-        self._last_cue_at = -1
-        self._tail = (("min_thinking", params.min_thinking),) if params.min_thinking else ()
+        self.last_cue_at = -1
 
     def decide(self, view: StepView) -> Action:
         p = self.params
@@ -71,21 +79,13 @@ class LynxController:
             return LEAVE
         t0 = time.perf_counter()
         score = float(self.scorer(view.hidden()))
-        return self.judge(cue_index, score, time.perf_counter() - t0)
+        info = detail(p, cue_index, score, time.perf_counter() - t0)
+        if p.exits(score):
+            return Action(force=p.close, reason="lynx", detail=info)
+        return Action(reason="probe", detail=info, note=True)
 
     def count_cue(self, at: int) -> int:
         """The index of the cue at output position `at` (counted once)."""
-        if at != self._last_cue_at:
-            self._last_cue_at, self.cues = at, self.cues + 1
+        if at != self.last_cue_at:
+            self.last_cue_at, self.cues = at, self.cues + 1
         return self.cues - 1
-
-    def judge(self, cue_index: int, score: float, latency_s: float) -> Action:
-        """The decision at a scored cue: exit, or a note of the score (batched scoring,
-        server/controllers/batch.py, calls this too)."""
-        p = self.params
-        detail = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", p.delta),
-                  ("latency_s", latency_s), *self._tail)  # fmt: skip
-        # Positional: a LYNX batch judges tens of cues per step.
-        if 1 - score <= p.q1 and score > p.q0:  # p.exits, inlined
-            return Action(p.close, _NONE, (), "lynx", detail)
-        return Action((), _NONE, (), "probe", detail, True)
