@@ -1,8 +1,10 @@
 """The controller contract: per-request, engine-free decision logic.
 
 A controller sees one decode step of one request and returns an `Action`. It never
-imports vLLM or FastAPI; `engine/logits_processor.py` applies its actions to
-vLLM's logits and `ControlStack` (stack.py) combines several controllers.
+imports vLLM or FastAPI. `ControlStack` (stack.py) combines several controllers for one
+request; `BatchControl` (batch.py) gives a whole batch the same behaviour with array
+operations, asking the stacks only for rows whose state changes, and
+`engine/logits_processor.py` hands it vLLM's logits.
 
 Call order, per request and per step (driven by `ControlStack.step`):
 1. The stack feeds output tokens it has not seen yet into the `PhaseTracker`.

@@ -9,13 +9,15 @@ each row's state in arrays indexed by batch row:
 - every step, for all rows at once: the phase tracker (phase, thinking length, close
   position), forced-sequence cursors, the budget's minimum (bans), TS's shift, and which
   rows need a decision;
-- only the rows whose state changes go through their `ControlStack.decide`, the
-  specification itself: a forced sequence starting (mode prefix, budget cap, s1's "Wait"),
-  a LYNX cue to score, a token fed out of step (preemption), the close of thinking.
+- a forced sequence starting (mode prefix, budget cap, s1's "Wait") goes through the row's
+  `ControlStack.decide`, the specification itself;
+- LYNX's cues are scored in one probe call for the step, then judged row by row as
+  `LynxController` judges (lynx.py);
+- tokens fed out of step (after preemption) and the close of thinking are handled row by row.
 
-So Python work per step is proportional to those rows, plus reading each row's newest
-token from vLLM's output lists (as vLLM's own min_tokens processor reads their lengths).
-A batch with no controlled row costs one length check.
+So Python work per step is proportional to the rows whose state changes, plus reading each
+row's newest token from vLLM's output lists (as vLLM's own min_tokens processor reads their
+lengths). A batch with no controlled row costs one length check.
 
 Engine-free: vLLM's batch updates arrive as `add`, `remove`, `move`;
 engine/logits_processor.py is the adapter. A removed request is parked by id so that a
@@ -290,6 +292,10 @@ class BatchControl:
 
         start = a["forced_from"][sel]
         forced = (start <= n) & (n < start + a["forced_len"][sel])
+        going_on = forced.any()  # forced sequences in progress: their next tokens
+        none = np.zeros(0, np.int64)
+        force_rows = rows[forced] if going_on else none
+        force_toks = self._forced[force_rows, (n - start)[forced]] if going_on else none
         decide = ~forced
         in_thought = decide & (phase == THINKING)
         slow = np.zeros(len(rows), bool)
@@ -309,8 +315,8 @@ class BatchControl:
             in_thought & fresh & a["lynx"][sel] & cue & ~slow if uses["lynx"] else None
         )  # a cue in a row that also changes otherwise: its stack decides
 
-        deciding = sel if not forced.any() else rows[decide]
-        a["shift_at"][deciding] = n if deciding is sel else n[decide]
+        deciding = rows[decide] if going_on else sel
+        a["shift_at"][deciding] = n[decide] if going_on else n
         a["boosted"][deciding] = False
         new_force: list[tuple[int, int, tuple[int, ...]]] = []  # (row, position, tokens)
         soft: list[tuple[int, Action]] = []
@@ -321,22 +327,16 @@ class BatchControl:
                 new_force.append((r, int(n[i]), action.force))
             elif not action.is_empty:
                 soft.append((r, action))
-        exits = ()
-        if cues is not None and cues.any():
-            exits = self._score_cues(rows, n, thinking, cues, features, new_force)
         steady = decide & ~slow
-        if len(exits):
-            steady[exits] = False
+        if cues is not None and cues.any():
+            steady[self._score_cues(rows, n, thinking, cues, features, new_force)] = False
         for r, at, seq in new_force:
             self._widen("_forced", len(seq))
             self._forced[r, : len(seq)] = seq
             a["forced_from"][r], a["forced_len"][r] = at, len(seq)
-        force_rows = [r for r, _, _ in new_force]
-        force_toks = [seq[0] for _, _, seq in new_force]
-        if deciding is not sel:  # forced sequences going on
-            force_rows = np.concatenate([rows[forced], force_rows])
-            force_toks = np.concatenate([self._forced[rows[forced], (n - start)[forced]],
-                                         force_toks])  # fmt: skip
+        if new_force:
+            force_rows = np.concatenate([force_rows, [r for r, _, _ in new_force]])
+            force_toks = np.concatenate([force_toks, [seq[0] for _, _, seq in new_force]])
         self._apply(logits, rows, steady, under, in_thought, force_rows, force_toks, soft)
         return self._events
 
