@@ -33,14 +33,10 @@ class LoadedProbe:
         return th.q0, th.q1
 
     def scorer(self):
-        probe = self.artifact.probe
-
-        def score(features: torch.Tensor) -> float:
-            return float(probe.prob(features.detach().cpu().numpy().astype(np.float64))[0])
-
-        return score
+        return lambda features: float(self.scores(features)[0])
 
     def scores(self, features: torch.Tensor) -> np.ndarray:
+        """P(exiting here answers right) for features of shape (d,) or (rows, d)."""
         return self.artifact.probe.prob(features.detach().cpu().numpy().astype(np.float64))
 
 

@@ -38,7 +38,7 @@ import torch
 
 from probes.confidence import ConfidenceFeed, probe_input
 from server.controllers.base import Action, StepView
-from server.controllers.lynx import detail, exits
+from server.controllers.lynx import LynxController, detail, exits
 from server.controllers.phase import Phase
 from server.controllers.spec import ControlSpec, LynxRuntime
 from server.controllers.stack import ControlEvent, ControlStack
@@ -80,6 +80,11 @@ _FIELDS: dict[str, tuple[type, object]] = {
     "shift_at": (np.int64, -1),  # the latest decided step, and whether it boosted the end
     "boosted": (bool, False),
 }
+
+
+def _lynx(stack: ControlStack) -> LynxController:
+    """The LYNX controller of a stack built from a spec that asks for LYNX."""
+    return next(c for c in stack.controllers if isinstance(c, LynxController))
 
 
 @dataclass
@@ -173,10 +178,9 @@ class BatchControl:
                 self._widen("_stop", len(b.stop))
                 self._stop[index, : len(b.stop)] = b.stop
         a["lynx"][index] = spec.lynx is not None
-        for controller in stack.controllers:
-            if controller.name == "lynx":
-                p = controller.params
-                a["lynx_min"][index], a["q0"][index], a["q1"][index] = p.min_thinking, p.q0, p.q1
+        if spec.lynx is not None:
+            p = _lynx(stack).params
+            a["lynx_min"][index], a["q0"][index], a["q1"][index] = p.min_thinking, p.q0, p.q1
         if (ts := spec.ts) is not None and ts.strength != 1:
             a["ts"][index] = _LOG_ODDS if ts.form == "log_odds" else _TEMPERATURE
             a["ts_value"][index] = math.log(ts.strength) if ts.form == "log_odds" else ts.strength
@@ -251,10 +255,7 @@ class BatchControl:
         dense = len(rows) == 0 or rows[-1] == len(rows) - 1
         self._sel = slice(0, len(rows)) if dense else rows  # a slice reads views, no copies
         self._row_outs = [self._outs[int(i)] for i in rows]
-        self._lynx_of = {
-            int(r): next(c for c in self._stacks[int(r)].controllers if c.name == "lynx")
-            for r in rows[a["lynx"][rows]]
-        }
+        self._lynx_of = {int(r): _lynx(self._stacks[int(r)]) for r in rows[a["lynx"][rows]]}
         self._uses = {k: bool(a[k][rows].any()) for k in ("mode", "lynx", "ts", "wait_len")}
         self._uses["max"] = bool((a["max"][rows] < _NO_MAX).any())
         self._uses["min"] = bool((a["min"][rows] > 0).any())
