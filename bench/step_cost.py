@@ -85,16 +85,16 @@ class _Probe:
 
 
 class _Capture:
-    """Stands in for the hooks' buffers (probes/capture.py)."""
+    """Stands in for the hooks' table (probes/capture.py): 4 blocks of 128 per row."""
 
     def __init__(self, rows: int) -> None:
-        self._buffers = [torch.randn(rows, 128) for _ in range(4)]
+        self._table = torch.randn(rows, HIDDEN)
 
     def row(self, index: int) -> torch.Tensor:
-        return torch.cat([b[index] for b in self._buffers])
+        return self._table[index].clone()
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
-        return torch.cat([b.index_select(0, index) for b in self._buffers], dim=1)
+        return self._table.index_select(0, index)
 
 
 def per_step_ms(step: Callable[[], None], steps: int) -> float:

@@ -82,9 +82,9 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         cap = capture.current()
-        events = self.batch.step(logits, cap.rows if cap is not None else None)
+        report = self.batch.step(logits, cap.rows if cap is not None else None)
         if self._sender is not None:
-            self._sender.send(events)
+            self._sender.send(report)
         return logits
 
 

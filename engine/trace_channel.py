@@ -2,10 +2,11 @@
 
 vLLM's `RequestOutput` has no room for a logits processor's decisions, and the
 processor runs in another process (on CPU, the worker behind the engine core). So the
-processor pushes each step's `ControlEvent`s, in one message, over a ZeroMQ PUSH socket
-(pyzmq ships with vLLM), tagged with thinkctl's request id; the server binds the PULL end before the
-engine starts and passes its address through the environment, which spawned engine
-processes inherit.
+processor pushes each step's report (its `ControlEvent`s, and the LYNX probe's notes as
+columns, expanded into events here rather than in the decode loop) in one message, over a
+ZeroMQ PUSH socket (pyzmq ships with vLLM), tagged with thinkctl's request id. The server
+binds the PULL end before the engine starts and passes its address through the
+environment, which spawned engine processes inherit.
 
 Ordering: an event is sent inside `apply()`, before the token it forces is even
 sampled, while that token still has to travel worker -> engine core -> frontend
@@ -23,6 +24,7 @@ from collections import defaultdict
 
 import zmq
 
+from server.controllers.batch import ProbeNotes, StepReport
 from server.controllers.stack import ControlEvent
 
 ADDR_ENV = "THINKCTL_TRACE_ADDR"
@@ -41,12 +43,13 @@ class EventSender:
         addr = os.environ.get(ADDR_ENV)
         return cls(addr) if addr else None
 
-    def send(self, events: list[tuple[str, ControlEvent]]) -> None:
-        """A step's events, (request id, event) each, in one message."""
-        if not events:
+    def send(self, report: StepReport) -> None:
+        """A step's report in one message."""
+        if not report.events and report.notes is None:
             return
+        message = [[(rid, *e) for rid, e in report.events], report.notes]
         try:
-            self._sock.send(json.dumps([(rid, *e) for rid, e in events]).encode(), zmq.NOBLOCK)
+            self._sock.send(json.dumps(message).encode(), zmq.NOBLOCK)
         except zmq.Again:
             pass
 
@@ -67,9 +70,12 @@ class EventCollector:
                 raw = self._sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            for rid, controller, reason, at, tokens, detail, note in json.loads(raw):
+            events, notes = json.loads(raw)
+            for rid, controller, reason, at, tokens, detail, note in events:
                 event = ControlEvent(controller, reason, at, tuple(tokens),
                                      tuple(map(tuple, detail)), note)  # fmt: skip
+                self._pending[rid].append(event)
+            for rid, event in ProbeNotes(*notes).events() if notes else ():
                 self._pending[rid].append(event)
 
     def take(self, request_id: str) -> list[ControlEvent]:

@@ -75,11 +75,12 @@ class StepCapture:
         for k in self.layers:
             if not 1 <= k <= len(blocks):
                 raise ValueError(f"layer {k} outside 1..{len(blocks)}")
-        device = query_start_loc.device
-        self._buffers = [
-            torch.zeros(max_rows, hidden_size, dtype=torch.float32, device=device)
-            for _ in self.layers
-        ]
+        # One (rows, layers x hidden) table, each hook writing its own columns: a step's
+        # features of some rows are one index_select, not one per layer and a cat.
+        self._table = torch.zeros(max_rows, len(self.layers) * hidden_size,
+                                  dtype=torch.float32, device=query_start_loc.device)  # fmt: skip
+        self._buffers = [self._table.narrow(1, i * hidden_size, hidden_size)
+                         for i in range(len(self.layers))]  # fmt: skip
         self._handles = [
             blocks[k - 1].register_forward_hook(_gather_into(buf, query_start_loc, max_rows))
             for k, buf in zip(self.layers, self._buffers, strict=True)
@@ -98,15 +99,14 @@ class StepCapture:
 
     def row(self, index: int) -> torch.Tensor:
         """Concatenated features (float32) of batch row `index` at the current step."""
-        return torch.cat([b[index] for b in self._buffers])
+        return self._table[index].clone()
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         """The same for several rows at once: (len(index), features)."""
-        return torch.cat([b.index_select(0, index.to(b.device)) for b in self._buffers], dim=1)
+        return self._table.index_select(0, index.to(self._table.device))
 
     def reset(self) -> None:
-        for b in self._buffers:
-            b.zero_()
+        self._table.zero_()
 
     def written(self) -> bool:
         """Whether every hook wrote since the last reset (a residual stream is never all 0)."""

@@ -9,10 +9,12 @@ layer (`Probe.prob`), without scikit-learn on the decode path. `Probe.prob` repr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 Kind = Literal["mlp", "logreg"]
 # LYNX's probe: two hidden layers of 256 and 64 ReLU units.
@@ -30,16 +32,23 @@ class Probe:
     def dim(self) -> int:
         return int(self.mean.shape[0])
 
+    @cached_property
+    def _layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The layers with the scaler folded into the first: ((x - m) / s) @ W + b is
+        x @ (W / s) + (b - (m / s) @ W), two passes over the features saved per call."""
+        w0, b0 = self.weights[0], self.biases[0]
+        first = (w0 / self.scale[:, None], b0 - (self.mean / self.scale) @ w0)
+        return [first, *zip(self.weights[1:], self.biases[1:], strict=True)]
+
     def prob(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
         """P(exiting here answers right) for features x of shape (d,) or (n, d)."""
         z = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        z = (z - self.mean) / self.scale
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            z = z @ w + b
-            if i < len(self.weights) - 1:
-                z = np.maximum(z, 0.0)
-        logit = np.clip(z[:, 0], -500, 500)
-        return 1.0 / (1.0 + np.exp(-logit))
+        for i, (w, b) in enumerate(self._layers):
+            z = z @ w
+            z += b
+            if i < len(self._layers) - 1:
+                np.maximum(z, 0.0, out=z)
+        return expit(z[:, 0])  # the logistic, as scikit-learn computes it
 
     def tensors(self) -> dict[str, np.ndarray]:
         out = {"scaler.mean": self.mean, "scaler.scale": self.scale}

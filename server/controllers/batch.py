@@ -32,6 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -71,6 +72,7 @@ _FIELDS: dict[str, tuple[type, object]] = {
     "lynx_min": (np.int64, 0),  # LYNX's floor: cues before it are counted, not scored
     "q0": (np.float64, 0.0),  # its conformal thresholds
     "q1": (np.float64, 0.0),
+    "delta": (np.float64, 0.0),  # its risk level, as the trace reports it
     "cues": (np.int64, 0),  # cues counted, and the latest one's output position
     "cue_at": (np.int64, -1),
     "ts": (np.int8, 0),  # 0, _LOG_ODDS or _TEMPERATURE
@@ -85,6 +87,41 @@ _FIELDS: dict[str, tuple[type, object]] = {
 def _lynx(stack: ControlStack) -> LynxController:
     """The LYNX controller of a stack built from a spec that asks for LYNX."""
     return next(c for c in stack.controllers if isinstance(c, LynxController))
+
+
+class ProbeNotes(NamedTuple):
+    """One step's scored LYNX cues that did not exit, as columns. Each is one trace event,
+    made by `events` where the trace is read (the HTTP process), not in the decode loop."""
+
+    ids: list[str]
+    at: list[int]
+    cue_index: list[int]
+    score: list[float]
+    delta: list[float]
+    min_thinking: list[int]
+    latency_s: float
+
+    def events(self) -> list[tuple[str, ControlEvent]]:
+        cols = zip(self.ids, self.at, self.cue_index, self.score, self.delta,
+                   self.min_thinking, strict=True)  # fmt: skip
+        return [
+            (
+                rid,
+                ControlEvent("lynx", "probe", at, (), detail(d, m, c, s, self.latency_s), True),
+            )  # fmt: skip
+            for rid, at, c, s, d, m in cols
+        ]
+
+
+class StepReport(NamedTuple):
+    """What one step did: events (request id, event) in order, and the probe's notes."""
+
+    events: list[tuple[str, ControlEvent]]
+    notes: ProbeNotes | None = None
+
+    def all(self) -> list[tuple[str, ControlEvent]]:
+        """Every event of the step, notes included (no request has both in one step)."""
+        return self.events + (self.notes.events() if self.notes is not None else [])
 
 
 @dataclass
@@ -116,6 +153,7 @@ class BatchControl:
         self._bans: tuple | None = None  # cached index tensors (_ban_pairs, _log_odds)
         self._shift: tuple | None = None
         self._events: list[tuple[str, ControlEvent]] = []  # the current step's
+        self._notes: ProbeNotes | None = None
 
     # -- batch updates -------------------------------------------------------------------
 
@@ -181,6 +219,7 @@ class BatchControl:
         if spec.lynx is not None:
             p = _lynx(stack).params
             a["lynx_min"][index], a["q0"][index], a["q1"][index] = p.min_thinking, p.q0, p.q1
+            a["delta"][index] = p.delta
         if (ts := spec.ts) is not None and ts.strength != 1:
             a["ts"][index] = _LOG_ODDS if ts.form == "log_odds" else _TEMPERATURE
             a["ts_value"][index] = math.log(ts.strength) if ts.form == "log_odds" else ts.strength
@@ -241,7 +280,8 @@ class BatchControl:
         self._changed()
 
     def events(self, index: int) -> list[ControlEvent]:
-        """Every event of row `index`'s request so far."""
+        """The events of row `index`'s request so far, less the probe's notes of steps
+        taken in batch (`StepReport.notes`)."""
         return self._stacks[index].events
 
     # -- one decode step -----------------------------------------------------------------
@@ -263,17 +303,17 @@ class BatchControl:
 
     def step(
         self, logits: torch.Tensor, features: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> list[tuple[str, ControlEvent]]:
+    ) -> StepReport:
         """Act on the batch's (rows, vocab) logits in place, before sampling. `features`
         gives the captured hidden features of some batch rows at this step, (rows,
-        features) for a tensor of row indices (None: no capture). Returns the events of
-        this step, tagged with their request ids."""
+        features) for a tensor of row indices (None: no capture). Returns what the step
+        did, tagged with request ids."""
         if self._dirty:
             self._refresh()
         rows = self._rows
         if not len(rows):
-            return []
-        self._events = []
+            return StepReport([])
+        self._events, self._notes = [], None
         a, sel, uses = self._a, self._sel, self._uses
         outs = self._row_outs
         n = np.fromiter(map(len, outs), np.int64, len(rows))
@@ -304,7 +344,7 @@ class BatchControl:
             slow |= decide & a["mode"][sel] & (n == 0)
         if uses["max"]:
             slow |= in_thought & (thinking >= a["max"][sel])
-        under = in_thought & (thinking < a["min"][sel]) if uses["min"] else np.zeros_like(slow)
+        under = in_thought & (thinking < a["min"][sel]) if uses["min"] else slow.copy()
         if uses["wait_len"] and under.any():  # s1's "Wait": where the top choice is a stop id
             waits = under & ~slow & (a["wait_len"][sel] > 0)
             waits &= thinking + a["wait_len"][sel] <= a["max"][sel]
@@ -321,7 +361,7 @@ class BatchControl:
         a["boosted"][deciding] = False
         new_force: list[tuple[int, int, tuple[int, ...]]] = []  # (row, position, tokens)
         soft: list[tuple[int, Action]] = []
-        for i in np.flatnonzero(slow):
+        for i in slow.nonzero()[0].tolist():
             r = int(rows[i])
             action = self._decide(r, int(n[i]), int(last[i]), bool(fresh[i]), logits, features)
             if action.force:
@@ -339,7 +379,7 @@ class BatchControl:
             force_rows = np.concatenate([force_rows, [r for r, _, _ in new_force]])
             force_toks = np.concatenate([force_toks, [seq[0] for _, _, seq in new_force]])
         self._apply(logits, rows, steady, under, in_thought, force_rows, force_toks, soft)
-        return self._events
+        return StepReport(self._events, self._notes)
 
     def _feed_tokens(self, rows: np.ndarray, sel, n: np.ndarray, last: np.ndarray) -> None:
         """The phase tracker, for every row: one new token each, in the usual step."""
@@ -430,16 +470,19 @@ class BatchControl:
         scores = np.asarray(self._probe.scores(self._features(features, r)), np.float64)
         latency = time.perf_counter() - t0
         leave = ~exits(scores, a["q0"][r], a["q1"][r])
-        for row, pos, cue_index, score, note in zip(r.tolist(), n[scored].tolist(),
-                                                   (a["cues"][r] - 1).tolist(), scores.tolist(),
-                                                   leave.tolist(), strict=True):  # fmt: skip
+        cue_index = a["cues"][r] - 1
+        if leave.any():
+            kept = r[leave]
+            self._notes = ProbeNotes([self._ids[i] for i in kept.tolist()],
+                                     n[scored[leave]].tolist(), cue_index[leave].tolist(),
+                                     scores[leave].tolist(), a["delta"][kept].tolist(),
+                                     a["lynx_min"][kept].tolist(), latency)  # fmt: skip
+        for i in np.flatnonzero(~leave).tolist():  # exits: rare, one event each
+            row, pos = int(r[i]), int(n[scored[i]])
             p = self._lynx_of[row].params
-            info = detail(p, cue_index, score, latency)
-            if note:
-                event = ControlEvent("lynx", "probe", pos, (), info, True)
-            else:
-                event = ControlEvent("lynx", "lynx", pos, p.close, info)
-                new_force.append((row, pos, p.close))
+            info = detail(p.delta, p.min_thinking, int(cue_index[i]), float(scores[i]), latency)
+            event = ControlEvent("lynx", "lynx", pos, p.close, info)
+            new_force.append((row, pos, p.close))
             self._stacks[row].events.append(event)
             self._events.append((self._ids[row], event))
         return scored[~leave]

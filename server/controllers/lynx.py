@@ -52,11 +52,11 @@ def exits(p, q0, q1):
     return (1 - p <= q1) & (p > q0)
 
 
-def detail(params: LynxParams, cue_index: int, score: float, latency_s: float) -> tuple:
-    """What the trace reports of a scored cue."""
-    out = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", params.delta),
+def detail(delta: float, min_thinking: int, cue_index: int, score: float, latency_s: float):
+    """What the trace reports of a scored cue: (name, value) pairs."""
+    out = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", delta),
            ("latency_s", latency_s))  # fmt: skip
-    return out + (("min_thinking", params.min_thinking),) if params.min_thinking else out
+    return out + (("min_thinking", min_thinking),) if min_thinking else out
 
 
 class LynxController:
@@ -79,7 +79,7 @@ class LynxController:
             return LEAVE
         t0 = time.perf_counter()
         score = float(self.scorer(view.hidden()))
-        info = detail(p, cue_index, score, time.perf_counter() - t0)
+        info = detail(p.delta, p.min_thinking, cue_index, score, time.perf_counter() - t0)
         if p.exits(score):
             return Action(force=p.close, reason="lynx", detail=info)
         return Action(reason="probe", detail=info, note=True)

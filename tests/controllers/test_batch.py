@@ -137,7 +137,7 @@ def test_the_batched_path_acts_and_reports_as_one_stack_per_request(rnd):
         def hidden(index: torch.Tensor, rows=rows) -> torch.Tensor:
             return torch.stack([features(rows[int(i)].rid, len(rows[int(i)].out)) for i in index])
 
-        for rid, event in batch.step(mine, hidden):
+        for rid, event in batch.step(mine, hidden).all():
             step_events.setdefault(int(rid), []).append(event)
         reference_step(rows, ref)
         assert torch.equal(mine, ref)
@@ -158,7 +158,7 @@ def test_a_batch_with_no_controlled_row_leaves_the_logits_alone():
     batch.add(0, None, [START], [])
     logits = torch.randn(2, V)
     before = logits.clone()
-    assert batch.step(logits) == [] and torch.equal(logits, before)
+    assert batch.step(logits) == ([], None) and torch.equal(logits, before)
 
 
 def test_a_stack_built_for_a_row_is_its_specification():

@@ -1,0 +1,34 @@
+"""The worker-to-server event channel: a step's report arrives as the trace's events."""
+
+import time
+
+from engine.trace_channel import EventCollector, EventSender
+from server.controllers.batch import ProbeNotes, StepReport
+from server.controllers.stack import ControlEvent
+
+
+def test_a_report_arrives_as_events_with_its_notes_expanded():
+    collector = EventCollector()
+    try:
+        sender = EventSender(collector.addr)
+        exit_event = ControlEvent("lynx", "lynx", 9, (2, 5), (("cue_index", 1), ("score", 0.9)))
+        notes = ProbeNotes(["a", "b"], [4, 6], [0, 2], [0.1234567, 0.25], [0.05, 0.1], [0, 8], 1e-4)
+        sender.send(StepReport([("c", exit_event)], notes))
+        sender.send(StepReport([]))  # nothing to say: no message
+        deadline = time.monotonic() + 10
+        got: dict[str, list] = {}
+        while time.monotonic() < deadline and len(got) < 3:
+            for rid in "abc":
+                got.setdefault(rid, []).extend(collector.take(rid))
+            got = {k: v for k, v in got.items() if v}
+            time.sleep(0.01)
+        assert got["c"] == [exit_event]
+        want = dict(notes.events())
+        assert got["a"] == [want["a"]] and got["b"] == [want["b"]]
+        assert want["a"] == ControlEvent(
+            "lynx", "probe", 4, (),
+            (("cue_index", 0), ("score", 0.123457), ("delta", 0.05), ("latency_s", 1e-4)), True,
+        )  # fmt: skip
+        assert dict(want["b"].detail)["min_thinking"] == 8
+    finally:
+        collector.close()
