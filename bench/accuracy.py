@@ -14,8 +14,9 @@ The oracle frontier: for each trace of the `none` setting, the earliest cue whos
 exit (probes/forced_exit.py) answers correctly, the best any exit policy could do
 on that trace; traces without one keep their full length and their own correctness.
 
-LYNX settings: `lynx:D` (delta D) and `lynx_effort:LEVEL` (effort through the probe's
-calibrated table); the server is then started with `--probe` (the model folder's
+LYNX settings: `lynx:D` (delta D), `lynx_risk:E` (at most E accuracy lost against natural
+thinking, the probe's answer-level guarantee) and `lynx_effort:LEVEL` (effort through the
+probe's calibrated table); the server is then started with `--probe` (the model folder's
 `probe/` unless `--probe` says otherwise). `effort:*` settings always mean the budget
 table (they send `"lynx": false`), so the same name means the same thing on either server.
 """
@@ -50,6 +51,7 @@ DEFAULT_SETTINGS = (
     *(f"effort:{level}" for level in ("minimal", "low", "medium", "high")),
     *(f"lynx:{d:g}" for d in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)),
     *(f"lynx_effort:{level}" for level in ("low", "medium", "high")),
+    *(f"lynx_risk:{e:g}" for e in (0.005, 0.01, 0.02)),
 )
 MAX_TOKENS = 450
 
@@ -84,6 +86,8 @@ def parse_setting(setting: str) -> dict:
             ctl["lynx"] = kind == "lynx_effort"
         elif kind == "lynx":
             ctl["lynx"] = {"delta": float(value)}
+        elif kind == "lynx_risk":
+            ctl["lynx"] = {"max_accuracy_loss": float(value)}
         else:
             raise ValueError(f"unknown setting {part!r}")
     if ctl:

@@ -78,7 +78,8 @@ def plot(summary: dict, path: Path) -> None:
 
 
 # One colour per curve family, so that compared models match by colour.
-FAMILIES = ("none", "oracle", "budget", "ts", "top_h", "effort", "lynx", "lynx_effort")
+FAMILIES = ("none", "oracle", "budget", "ts", "top_h", "effort", "lynx", "lynx_effort",
+            "lynx_risk")  # fmt: skip
 
 
 def _curves(ax, rows: list[dict], model: str = "", style: str = "-") -> None:

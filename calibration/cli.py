@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from calibration import datasets, lynx, report, traces
+from calibration import datasets, lynx, report, risk, traces
 from probes import model_folder
-from probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta
+from probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta, RiskPoint
 from probes.cues import DEFAULT_CUES, cue_token_ids_of
 from probes.effort_table import GRID
 from probes.features import FeatureSpec, default_layers, model_facts
@@ -52,7 +52,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="thinkctl calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="Model folder (or 'testbed').")
     p.add_argument(
-        "--data", default="testbed", help="'testbed' (its calibration split) or a JSONL file"
+        "--data",
+        default="testbed",
+        help="'testbed' (its calibration split), 'testbed:N' (extended to N problems) or a "
+        "JSONL file",
     )
     p.add_argument("--out", type=Path, required=True, help="Folder for the probe and report.")
     p.add_argument("--samples", type=int, default=4, help="Traces per question.")
@@ -73,6 +76,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--answer-inducer", help="Default: the model folder's thinkctl.json.")
     p.add_argument("--deltas", type=lambda s: [float(x) for x in s.split(",")], default=DELTAS)
     p.add_argument("--default-delta", type=float, default=DEFAULT_DELTA)
+    p.add_argument("--epsilons", type=lambda s: [float(x) for x in s.split(",")],
+                   default=list(risk.EPSILONS),
+                   help="answer-level risks to calibrate (max_accuracy_loss)")  # fmt: skip
+    p.add_argument("--alpha", type=float, default=risk.ALPHA,
+                   help="the risk guarantee's confidence is 1 - alpha")  # fmt: skip
     p.add_argument("--limit", type=int, help="Use only the first N questions (smoke runs).")
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -150,7 +158,9 @@ def fit_and_report(
     spec = spec.model_copy(update={"confidence": fitted.confidence})
     from probes.conformal import Calibration
 
-    cal = Calibration.from_probs(p_all[ev_split["cal"]], y[ev_split["cal"]])
+    q_ev = tr.question[ev.trace]
+    cal = Calibration.from_probs(p_all[ev_split["cal"]], y[ev_split["cal"]],
+                                 q_ev[ev_split["cal"]])  # fmt: skip
     test_ev, test_tr = ev_split["test"], trace_split["test"]
     auc = float(roc_auc_score(y[test_ev], p_all[test_ev]))
     auc_test = {  # every candidate on the held-out events: what each input contributes
@@ -160,7 +170,6 @@ def fit_and_report(
     natural = lynx.replay(tr, test_tr, np.zeros(len(y), bool))
     best = lynx.oracle(tr, test_tr)
     ceiling = lynx.ceiling(tr, test_tr, np.where(keep, p_all, -1.0))
-    q_ev = tr.question[ev.trace]
     pool = keep & (masks["cal"][q_ev] | masks["test"][q_ev])
     resplit = lynx.resplit_event_rates(p_all, y, q_ev, pool, list(args.deltas), seed=args.seed)
     rows = []
@@ -175,23 +184,24 @@ def fit_and_report(
             "premature_exit_rate_event": lynx.event_premature_rate(th, p_all[test_ev],
                                                                    y[test_ev]),
             "event_bound": d + 1 / (cal.n0 + 1),
-            "premature_exit_rate_event_resplit_mean": resplit[d][0],
-            "premature_exit_rate_event_resplit_sd": resplit[d][1],
-            "resplits_within_bound": resplit[d][2],
+            "premature_exit_rate_event_resplit_mean": resplit[d]["event_mean"],
+            "premature_exit_rate_event_resplit_sd": resplit[d]["event_sd"],
+            "premature_exit_rate_question_resplit_mean": resplit[d]["question_mean"],
+            "resplits_within_delta": resplit[d]["share_within_delta"],
             "premature_exit_rate_trajectory": r.premature_exit_rate_trajectory,
             "accuracy": r.accuracy, "mean_thinking_tokens": r.mean_thinking_tokens,
             "exit_rate": r.exit_rate, "savings": saved,
             "share_of_oracle_savings": saved / oracle_saved if oracle_saved > 0 else 0.0,
         })  # fmt: skip
-    cal_tr = trace_split["cal"]
-    effort = lynx.effort_points(cal, tr, cal_tr, np.where(keep, p_all, 0.0),
-                                list(args.deltas), list(GRID))  # fmt: skip
-    effort_test = [lynx.effort_replay(cal, tr, test_tr, np.where(keep, p_all, 0.0), e)
-                   for e in effort]  # fmt: skip
+    risk_rows, certified, tables = _risk(tr, trace_split, p_all[ev_split["train"]], p_all, args)
+    effort = lynx.effort_points(tables["cal"], certified, list(GRID))
+    effort_test = [lynx.effort_replay(tables["test"], e) for e in effort]
     meta = ProbeMeta(
         format=FORMAT, model=facts, features=spec, kind=fitted.kind,
         default_delta=args.default_delta,
         effort=[EffortPoint(**e) for e in effort],
+        risk=[RiskPoint(epsilon=r["epsilon"], alpha=r["alpha"], threshold=r["threshold"])
+              for r in risk_rows],
         tensors_sha256="0" * 64,  # set by save()
         training={"data": args.data, "n_traces": int(len(tr.question)),
                   "n_events": int(len(y)), "temperature": args.temperature,
@@ -210,7 +220,38 @@ def fit_and_report(
                   "auc": auc, "auc_val": fitted.auc_val, "auc_test": auc_test},
         "natural": vars(natural), "oracle": vars(best), "ceiling": ceiling,
         "deltas": rows, "effort": effort, "effort_test": effort_test,
+        "conformal": "class 0 calibrated on one score per question, its highest class-0 "
+                     "score (probes/conformal.py): per question, P(some class-0 cue exits) "
+                     "<= delta",
+        "risk_method": risk.METHOD, "risk": risk_rows,
     }  # fmt: skip
+
+
+def _risk(tr, trace_split: dict, train_scores, p_all, args) -> tuple[list, dict, dict]:
+    """Learn-then-Test over score thresholds (calibration/risk.py): chosen on the cal
+    questions, measured on the test questions, and re-split 200 times over both."""
+    grid = risk.threshold_grid(train_scores)
+    tables = {k: risk.exit_table(tr, trace_split[k], p_all, grid) for k in ("cal", "test")}
+    pool = np.sort(np.r_[trace_split["cal"], trace_split["test"]])
+    share = lynx.SPLITS["cal"] / (lynx.SPLITS["cal"] + lynx.SPLITS["test"])
+    again = risk.resplit(risk.exit_table(tr, pool, p_all, grid), list(args.epsilons),
+                         args.alpha, share, seed=args.seed)  # fmt: skip
+    _, cal_losses = tables["cal"].per_question(tables["cal"].loss)
+    certified = {e: risk.certified(cal_losses, e, args.alpha) for e in args.epsilons}
+    test, rows = tables["test"], []
+    for e, n in certified.items():
+        col = max(n - 1, 0)
+        rows.append({
+            "epsilon": e, "alpha": args.alpha,
+            "threshold": None if col == 0 else float(grid[col]),
+            "accuracy": float(test.correct[:, col].mean()),
+            "natural_accuracy": float(test.correct[:, 0].mean()),
+            "mean_thinking_tokens": float(test.tokens[:, col].mean()),
+            "savings": float(1 - test.tokens[:, col].mean() / test.tokens[:, 0].mean()),
+            "test_loss": float(test.loss[:, col].mean()),
+            **again[e],
+        })  # fmt: skip
+    return rows, certified, tables
 
 
 if __name__ == "__main__":

@@ -51,11 +51,13 @@ def math_equal(reply: str, answer: str) -> bool | None:
 
 
 def load(data: str, split: str = "calibration") -> Dataset:
-    """`testbed` (its `split`: calibration or test) or a JSONL file of question/answer."""
-    if data == "testbed":
+    """`testbed` (its `split`: calibration or test), `testbed:N` (its calibration split
+    extended to N problems, testbed/tasks.py) or a JSONL file of question/answer."""
+    if data == "testbed" or data.startswith("testbed:"):
         from testbed import tasks
 
-        problems = tasks.held_out(split)
+        size = data.partition(":")[2]
+        problems = tasks.calibration_pool(int(size)) if size else tasks.held_out(split)
 
         def check(i: int, text: str) -> bool | None:
             got = tasks.extract_answer(text)

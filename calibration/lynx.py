@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from calibration.risk import ExitTable
 from calibration.traces import Traces
 from probes import probe as probe_lib
 from probes.conformal import Calibration, Thresholds
-from probes.effort_table import GRID_STEP, budget_for
+from probes.effort_table import budget_for
 
 SPLITS = {"train": 0.5, "cal": 0.3, "test": 0.2}
 
@@ -87,12 +88,10 @@ class Replay:
     premature_exit_rate_trajectory: float  # share of traces whose exit answered wrong
 
 
-def replay(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray, floor: int = 0) -> Replay:
-    """Offline LYNX on the given traces; `exits[j]` says whether event j would exit.
-
-    `floor`: exits wait until thinking holds that many tokens, the cue included."""
+def replay(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray) -> Replay:
+    """Offline LYNX on the given traces; `exits[j]` says whether event j would exit."""
     ev = traces.events
-    first = _first_exits(traces, exits, floor)
+    first = _first_exits(traces, exits)
     correct, early, wrong = [], 0, 0
     for t in trace_ids:
         j = first.get(int(t))
@@ -107,10 +106,9 @@ def replay(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray, floor: int 
     return Replay(float(np.mean(correct)), float(np.mean(tokens)), early / n, wrong / n)
 
 
-def _first_exits(traces: Traces, exits: np.ndarray, floor: int = 0) -> dict[int, int]:
-    """Trace -> the event of its first exiting cue at or past `floor` thinking tokens."""
+def _first_exits(traces: Traces, exits: np.ndarray) -> dict[int, int]:
+    """Trace -> the event of its first exiting cue."""
     ev = traces.events
-    exits = exits & (ev.position + 1 >= floor)
     first: dict[int, int] = {}
     for j in np.argsort(ev.trace * 1_000_000 + ev.position, kind="stable"):
         if exits[j]:
@@ -178,84 +176,54 @@ def event_premature_rate(th: Thresholds, p: np.ndarray, y: np.ndarray) -> float:
     return float(th.exits_many(p[neg]).mean()) if neg.any() else float("nan")
 
 
-def effort_points(
-    cal: Calibration,
-    traces: Traces,
-    trace_ids: np.ndarray,
-    p_all: np.ndarray,
-    deltas: list[float],
-    grid: list[float],
-) -> list[dict]:
-    """Effort e -> (delta, cap, floor) so that e spends about e x the natural thinking length.
+def effort_points(table: ExitTable, certified: dict[float, int], grid: list[float]) -> list[dict]:
+    """Effort e -> a score threshold (and a cap below what thresholds reach) so that e
+    spends about e x the natural thinking length on the calibration traces of `table`.
 
-    Per e: the smallest delta (the safest) whose replayed mean thinking is within e of
-    natural. When that delta thinks less than e - GRID_STEP of natural (high efforts), it
-    is kept and the smallest floor (no exit before that many thinking tokens) that brings
-    the mean up to e x natural is added, so that a higher effort really thinks longer.
-    When no delta on the grid gets down to e, the largest delta plus the budget cap that
-    brings the rest down (the effort table's rule on the LYNX-shortened lengths). e = 0
-    means no thinking; e = 1 means no LYNX exit.
+    Per e: the safest (highest) threshold whose replayed mean thinking is at most e x
+    natural. A lower threshold only moves a trace's exit to an earlier cue, so mean
+    thinking falls along the table's columns, and as e falls the chosen column can only
+    move on: thinking never rises as effort falls, by construction. Below the lowest
+    threshold's mean, that threshold plus the effort table's cap on its lengths
+    (probes/effort_table.py; the cap is non-decreasing in e). e = 0 means no thinking;
+    e = 1 no exit. `certified` (epsilon -> how many columns Learn-then-Test certified)
+    gives each point the smallest answer-level risk its threshold is certified at.
     """
-    natural = float(traces.thinking_tokens[trace_ids].mean())
-    exits = {d: cal.thresholds(d).exits_many(p_all) for d in deltas}
-    means = {d: replay(traces, trace_ids, exits[d]).mean_thinking_tokens for d in deltas}
+    tokens = table.tokens.mean(axis=0)
+    natural, last = float(tokens[0]), len(tokens) - 1
     points = []
     for e in grid:
-        point = {"effort": e, "delta": None, "max_thinking_tokens": None,
-                 "min_thinking_tokens": 0}  # fmt: skip
+        point = {"effort": e, "threshold": None, "max_thinking_tokens": None,
+                 "max_accuracy_loss": None}  # fmt: skip
         if e <= 0:
             point["max_thinking_tokens"] = 0
         elif e < 1:
-            ok = [d for d in sorted(deltas) if means[d] <= e * natural + 1e-9]
-            if ok:
-                d = point["delta"] = ok[0]
-                if means[d] < (e - GRID_STEP) * natural:
-                    point["min_thinking_tokens"] = floor_for(traces, trace_ids, exits[d],
-                                                             e * natural)  # fmt: skip
-            else:
-                d = max(deltas)
-                lengths = _lengths(traces, trace_ids, _first_exits(traces, exits[d]))
-                point["delta"] = d
-                point["max_thinking_tokens"] = int(
-                    budget_for(lengths, e * natural / max(np.mean(lengths), 1e-9))
-                )
+            reach = np.flatnonzero(tokens <= e * natural + 1e-9)
+            col = int(reach[0]) if len(reach) else last
+            if not len(reach):
+                share = e * natural / max(float(tokens[col]), 1e-9)
+                point["max_thinking_tokens"] = int(budget_for(table.tokens[:, col], share))
+            if col > 0:  # column 0 never exits
+                point["threshold"] = float(table.thresholds[col])
+                safe = [eps for eps, n in certified.items() if col < n]
+                point["max_accuracy_loss"] = min(safe) if safe else None
         points.append(point)
     return points
 
 
-def effort_replay(
-    cal: Calibration, traces: Traces, trace_ids: np.ndarray, p_all: np.ndarray, point: dict
-) -> dict:
-    """What an effort point spends on these traces, and how accurate it is where the
-    replay can tell (a cap cuts thinking between cues, where no forced exit was labelled)."""
-    natural = float(traces.thinking_tokens[trace_ids].mean())
-    d, cap = point["delta"], point["max_thinking_tokens"]
-    exits = cal.thresholds(d).exits_many(p_all) if d else np.zeros(len(p_all), bool)
+def effort_replay(table: ExitTable, point: dict) -> dict:
+    """What an effort point spends on the traces of `table`, and how accurate it is where
+    the replay can tell (a cap cuts thinking between cues, where no exit was labelled)."""
+    natural = float(table.tokens[:, 0].mean())
+    t, cap = point["threshold"], point["max_thinking_tokens"]
+    col = 0 if t is None else int(np.flatnonzero(table.thresholds == t)[0])
     if cap is None:
-        r = replay(traces, trace_ids, exits, point["min_thinking_tokens"])
-        tokens, accuracy = r.mean_thinking_tokens, r.accuracy
+        tokens, accuracy = float(table.tokens[:, col].mean()), float(table.correct[:, col].mean())
     else:
-        lengths = _lengths(traces, trace_ids, _first_exits(traces, exits))
-        tokens = float(np.minimum(lengths, cap).mean())
-        accuracy = None
+        tokens, accuracy = float(np.minimum(table.tokens[:, col], cap).mean()), None
     share = tokens / natural if natural else 0.0
     return {"effort": point["effort"], "mean_thinking_tokens": tokens,
             "share_of_natural": share, "accuracy": accuracy}  # fmt: skip
-
-
-def floor_for(traces: Traces, trace_ids: np.ndarray, exits: np.ndarray, target: float) -> int:
-    """The smallest floor whose replayed mean thinking reaches `target` tokens.
-
-    A higher floor only moves a trace's exit to a later cue or removes it, so the mean
-    is non-decreasing in the floor: bisect the integers."""
-    lo, hi = 0, int(traces.thinking_tokens[trace_ids].max(initial=0)) + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if replay(traces, trace_ids, exits, mid).mean_thinking_tokens >= target - 1e-9:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 def resplit_event_rates(
@@ -266,28 +234,35 @@ def resplit_event_rates(
     deltas: list[float],
     n_splits: int = 200,
     seed: int = 0,
-) -> dict[float, tuple[float, float, float]]:
-    """Class-0 exit rate over many random cal/test re-splits of the same questions.
+) -> dict[float, dict[str, float]]:
+    """Class-0 exit rates over many random cal/test re-splits of the same questions.
 
-    The guarantee bounds the *expected* rate; one held-out split scatters around it
-    (events of one question are correlated, so the scatter is wide). Averaging over
-    re-splits (same cal/test proportions, by question) estimates the expectation, and
-    the share of re-splits within delta + 1/(n0 + 1) says how often one split passes.
-    Returns delta -> (mean, standard deviation, share within the bound).
+    The guarantee bounds an *expected* rate; one held-out split scatters around it (events
+    of one question are correlated, so the scatter is wide). Each re-split calibrates as
+    the command does (cluster-aware, probes/conformal.py) on its cal questions and
+    measures on the rest: the share of class-0 events that exit (`event`), and the share of
+    questions with a class-0 event where some class-0 event exits (`question`, what the
+    guarantee is about). Returns delta -> their means over the re-splits, the event
+    rate's standard deviation, and the share of re-splits whose event rate is <= delta.
     """
     rng = np.random.default_rng(seed)
     qs = np.unique(question[pool])
     n_cal = int(len(qs) * SPLITS["cal"] / (SPLITS["cal"] + SPLITS["test"]))
-    rates: dict[float, list[float]] = {d: [] for d in deltas}
-    within: dict[float, list[bool]] = {d: [] for d in deltas}
+    rates: dict[float, list[tuple[float, float]]] = {d: [] for d in deltas}
     for _ in range(n_splits):
-        cal_q = rng.permutation(qs)[:n_cal]
-        in_cal = np.isin(question, cal_q)
-        cal = Calibration.from_probs(p[pool & in_cal], y[pool & in_cal])
+        in_cal = np.isin(question, rng.permutation(qs)[:n_cal])
+        cal = Calibration.from_probs(p[pool & in_cal], y[pool & in_cal],
+                                     question[pool & in_cal])  # fmt: skip
         neg = pool & ~in_cal & (y == 0)
+        q_neg = np.unique(question[neg], return_inverse=True)[1]
         for d in deltas:
-            rate = float(cal.thresholds(d).exits_many(p[neg]).mean())
-            rates[d].append(rate)
-            within[d].append(rate <= d + 1 / (cal.n0 + 1))
-    return {d: (float(np.mean(r)), float(np.std(r)), float(np.mean(within[d])))
-            for d, r in rates.items()}  # fmt: skip
+            out = cal.thresholds(d).exits_many(p[neg])
+            by_q = np.bincount(q_neg, weights=out) > 0
+            rates[d].append((float(out.mean()), float(by_q.mean())))
+    summary = {}
+    for d, r in rates.items():
+        event, by_question = np.asarray(r).T
+        summary[d] = {"event_mean": float(event.mean()), "event_sd": float(event.std()),
+                      "question_mean": float(by_question.mean()),
+                      "share_within_delta": float(np.mean(event <= d))}  # fmt: skip
+    return summary

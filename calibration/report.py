@@ -33,7 +33,7 @@ def plots(out: Path, report: dict, p_test: np.ndarray, y_test: np.ndarray) -> li
                 yerr=[r["premature_exit_rate_event_resplit_sd"] for r in rows], fmt="^:",
                 capsize=3, label="per event, mean ± sd of re-splits")  # fmt: skip
     ax.plot(d, [r["premature_exit_rate_trajectory"] for r in rows], "s-", label="per trajectory")
-    ax.plot(d, [r["event_bound"] for r in rows], "k--", lw=0.8, label="δ + 1/(n₀+1)")
+    ax.plot(d, d, "k--", lw=0.8, label="δ")
     ax.set(xlabel="δ", ylabel="premature-exit rate", title="Premature exits vs δ (held out)")
     ax.legend()
     names.append(_save(fig, out / "premature_exit_vs_delta.png"))
@@ -43,6 +43,11 @@ def plots(out: Path, report: dict, p_test: np.ndarray, y_test: np.ndarray) -> li
             label="LYNX (δ grid)")  # fmt: skip
     for r in rows:
         ax.annotate(f"δ={r['delta']}", (r["mean_thinking_tokens"], r["accuracy"]), fontsize=7)
+    risk = report.get("risk") or []
+    ax.plot([r["mean_thinking_tokens"] for r in risk], [r["accuracy"] for r in risk], "s-",
+            label="answer-level risk (ε grid)")  # fmt: skip
+    for r in risk:
+        ax.annotate(f"ε={r['epsilon']}", (r["mean_thinking_tokens"], r["accuracy"]), fontsize=7)
     for key, marker in (("natural", "k*"), ("oracle", "g^"), ("ceiling", "rx")):
         if report.get(key, {}).get("mean_thinking_tokens") is None:
             continue
@@ -92,45 +97,53 @@ def markdown(report: dict, images: list[str]) -> str:
         f"{report['oracle']['accuracy']:.3f} at {report['oracle']['mean_thinking_tokens']:.1f}.",
         "",
         *_ceiling(report),
+        *_risk(report),
+        "Per-event LYNX (the paper's rule, made cluster-aware: " + report["conformal"] + "):",
+        "",
         "| δ | premature exits / class-0 event | same, mean ± sd over 200 re-splits "
-        "| bound δ+1/(n₀+1) | re-splits within their bound | premature exits / trace "
+        "| questions with a premature exit / questions with a class-0 event, re-split mean "
+        "| re-splits within δ | premature exits / trace "
         "| accuracy | mean thinking | saved vs natural | share of oracle savings |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["deltas"]:
         lines.append(
             f"| {r['delta']} | {r['premature_exit_rate_event']:.3f} "
-            f"| {r['premature_exit_rate_event_resplit_mean']:.3f} ± "
-            f"{r['premature_exit_rate_event_resplit_sd']:.3f} | {r['event_bound']:.3f} "
-            f"| {r['resplits_within_bound']:.0%} "
+            f"| {r['premature_exit_rate_event_resplit_mean']:.4f} ± "
+            f"{r['premature_exit_rate_event_resplit_sd']:.3f} "
+            f"| {r['premature_exit_rate_question_resplit_mean']:.4f} "
+            f"| {r['resplits_within_delta']:.0%} "
             f"| {r['premature_exit_rate_trajectory']:.3f} | {r['accuracy']:.3f} "
             f"| {r['mean_thinking_tokens']:.1f} | {r['savings']:.1%} "
             f"| {r['share_of_oracle_savings']:.1%} |"
         )
     lines += [
         "",
-        "The guarantee is per event and needs exchangeability: among cue events where "
-        "exiting would be wrong, the share that exit is at most δ in expectation over "
-        "calibration and test draws. One held-out split scatters around that expectation "
-        "(the events of one question are correlated), so the table also gives the mean and "
-        "spread over random re-splits of the non-training questions, and how many of those "
-        "re-splits keep their own rate within their own bound. It does not bound the "
-        "per-trace rate, which is reported beside it.",
+        "This guarantee needs questions to be exchangeable: for a new question, the chance "
+        "that some cue where exiting would be wrong exits is at most δ, so the expected "
+        "share of such events that exit is at most δ too. One held-out split scatters "
+        "around that expectation, so the table also gives the mean and spread over random "
+        "re-splits of the non-training questions. It does not bound the per-trace rate, "
+        "which is reported beside it.",
         "",
-        "Effort mapping (effort → δ, cap, exit floor), written into probe.json and fitted on "
-        "the calibration traces; the last three columns replay it on the held-out test "
-        "traces (accuracy only where no cap cuts thinking between cues):",
+        "Effort mapping (effort → score threshold, cap), written into probe.json and fitted "
+        "on the calibration traces: the safest threshold whose mean thinking is at most "
+        "effort × natural, so thinking never rises as effort falls. `certified at` is the "
+        "smallest answer-level risk whose Learn-then-Test run certified that threshold. The "
+        "last three columns replay it on the held-out test traces (accuracy only where no "
+        "cap cuts thinking between cues):",
         "",
-        "| effort | δ | max thinking tokens | min thinking tokens before an exit "
+        "| effort | threshold | max thinking tokens | certified at "
         "| test: mean thinking | share of natural | accuracy |",
         "|---|---|---|---|---|---|---|",
     ]
     for e, t in zip(report["effort"], report["effort_test"], strict=True):
         acc = "—" if t["accuracy"] is None else f"{t['accuracy']:.3f}"
+        th = "—" if e["threshold"] is None else f"{e['threshold']:.4f}"
+        cert = "—" if e["max_accuracy_loss"] is None else f"ε = {e['max_accuracy_loss']}"
         lines.append(
-            f"| {e['effort']} | {e['delta']} | {e['max_thinking_tokens']} "
-            f"| {e['min_thinking_tokens']} | {t['mean_thinking_tokens']:.1f} "
-            f"| {t['share_of_natural']:.2f} | {acc} |"
+            f"| {e['effort']} | {th} | {e['max_thinking_tokens']} | {cert} "
+            f"| {t['mean_thinking_tokens']:.1f} | {t['share_of_natural']:.2f} | {acc} |"
         )
     lines += ["", *[f"![{name}]({name})" for name in images], ""]
     return "\n".join(lines)
@@ -149,6 +162,33 @@ def _ceiling(report: dict) -> list[str]:
         f"hindsight, not a policy.",
         "",
     ]
+
+
+def _risk(report: dict) -> list[str]:
+    rows = report.get("risk") or []
+    if not rows:
+        return []
+    lines = [
+        f"Answer-level risk ({report['risk_method']}). A request's `max_accuracy_loss` ε: with "
+        f"probability at least 1 − α over the calibration questions, the expected accuracy "
+        f"lost against natural thinking on a new question drawn like them is at most ε. "
+        f"Test columns: the held-out test questions; re-split columns: 200 random re-splits "
+        f"of the cal + test questions, each choosing on its cal part and measuring on the "
+        f"rest (the loss is natural right and exit wrong, an upper bound on accuracy lost).",
+        "",
+        "| ε | α | threshold | test accuracy (natural) | test mean thinking | saved "
+        "| test loss | re-split mean loss | re-splits with loss > ε |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        th = "— (no exit)" if r["threshold"] is None else f"{r['threshold']:.4f}"
+        lines.append(
+            f"| {r['epsilon']} | {r['alpha']} | {th} | {r['accuracy']:.4f} "
+            f"({r['natural_accuracy']:.4f}) | {r['mean_thinking_tokens']:.1f} "
+            f"| {r['savings']:.1%} | {r['test_loss']:.4f} | {r['resplit_loss_mean']:.4f} "
+            f"| {r['resplit_share_over_epsilon']:.1%} |"
+        )
+    return [*lines, ""]
 
 
 def write(out: Path, report: dict, p_test: np.ndarray, y_test: np.ndarray) -> None:

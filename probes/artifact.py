@@ -31,14 +31,30 @@ class ProbeError(ValueError):
 
 
 class EffortPoint(BaseModel):
+    """An effort's LYNX rule: a score threshold (calibration/lynx.py's effort map; older
+    files: a delta and a floor), a cap, and the answer-level risk it is certified at."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     effort: float = Field(ge=0, le=1)
-    delta: float | None = Field(gt=0, lt=1)  # None: no LYNX exit at this effort
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    delta: float | None = Field(default=None, gt=0, lt=1)  # neither: no LYNX exit
     max_thinking_tokens: int | None = Field(default=None, ge=0)
-    # No LYNX exit before thinking holds this many tokens (high efforts: think longer
-    # than the safest delta alone would). Files without it read as 0.
+    # No LYNX exit before thinking holds this many tokens. Files without it read as 0.
     min_thinking_tokens: int = Field(default=0, ge=0)
+    max_accuracy_loss: float | None = Field(default=None, gt=0, lt=1)
+
+
+class RiskPoint(BaseModel):
+    """Learn-then-Test's choice for one answer-level risk (calibration/risk.py): exit at
+    the first cue scoring above `threshold` (None: no threshold was certified, no exit),
+    and P(accuracy loss against natural thinking > epsilon) <= alpha."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epsilon: float = Field(gt=0, lt=1)
+    alpha: float = Field(gt=0, lt=1)
+    threshold: float | None = Field(ge=0, le=1)
 
 
 def point_for_effort(points: Sequence[EffortPoint], effort: float) -> EffortPoint | None:
@@ -56,6 +72,7 @@ class ProbeMeta(BaseModel):
     kind: str
     default_delta: float = Field(gt=0, lt=1)
     effort: list[EffortPoint] = []
+    risk: list[RiskPoint] = []
     tensors_sha256: str
     training: dict[str, Any] = {}
 

@@ -7,10 +7,15 @@ events, q_c(delta) is the k-th smallest s_c, k = ceil((n_c + 1)(1 - delta)). Whe
 k > n_c the set cannot exclude c at that delta: q_c = +inf.
 
 Prediction set S(x) = {1 if 1 - p <= q_1} | {0 if p <= q_0}; thinking exits at the
-first cue where S(x) = {1}. Guarantee (exchangeability, per event): for a class-0 event
-(exiting would be wrong), P(0 not in S) = P(p > q_0) <= delta, hence P(exit) <= delta;
-empirically the rate sits below delta + 1/(n_0 + 1). It says nothing per trajectory:
-a trajectory has many cue events, so its premature-exit rate can exceed delta.
+first cue where S(x) = {1}.
+
+Cluster-aware class 0: the events of one question (its samples, its cues) are alike, so
+events are not exchangeable one by one; questions are. Class 0's scores are therefore one
+per calibration question, the highest class-0 score among its events, and q_0 is their
+conformal quantile. Guarantee (questions exchangeable): for a new question, the chance
+that any of its class-0 cue events (exiting there would be wrong) clears q_0 is at most
+delta; so is, in expectation, the share of its class-0 events that do. It says nothing
+per trajectory beyond that, and nothing for another question distribution.
 """
 
 from __future__ import annotations
@@ -61,9 +66,18 @@ class Calibration:
     scores1: np.ndarray  # s_1 = 1 - p, over class-1 events
 
     @classmethod
-    def from_probs(cls, p: np.ndarray, y: np.ndarray) -> Calibration:
+    def from_probs(cls, p: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+                   ) -> Calibration:  # fmt: skip
+        """From calibration events' scores and labels; with `groups` (each event's
+        question), class 0 keeps one score per question, its highest."""
         p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=int)
-        return cls(scores0=np.sort(p[y == 0]), scores1=np.sort(1 - p[y == 1]))
+        s0 = p[y == 0]
+        if groups is not None and len(s0):
+            g = np.asarray(groups)[y == 0]
+            order = np.lexsort((s0, g))  # by question, then score: each question's last
+            last = np.r_[g[order][1:] != g[order][:-1], True]
+            s0 = s0[order][last]
+        return cls(scores0=np.sort(s0), scores1=np.sort(1 - p[y == 1]))
 
     @property
     def n0(self) -> int:

@@ -259,7 +259,9 @@ def _event_out(e: ControlEvent, forced: int) -> ControlEventOut:
     return ControlEventOut(
         controller=e.controller, reason=e.reason, at=e.at, forced_tokens=forced,
         cue_index=None if cue is None else int(cue), score=detail.get("score"),
-        delta=detail.get("delta"), min_thinking=None if floor is None else int(floor),
+        delta=detail.get("delta"), threshold=detail.get("threshold"),
+        max_accuracy_loss=detail.get("max_accuracy_loss"),
+        min_thinking=None if floor is None else int(floor),
     )  # fmt: skip
 
 

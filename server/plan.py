@@ -272,9 +272,17 @@ def _effort_fraction(req: ChatCompletionRequest, config: ServerConfig) -> float 
 
 @dataclass(frozen=True)
 class _Lynx:
-    delta: float | None  # None: LYNX's share is only the cap (an effort the probe cannot reach)
+    # The rule: a delta, or a score threshold (certified at max_accuracy_loss when that
+    # is set); neither: LYNX's share is only the cap (an effort the probe cannot reach).
+    delta: float | None
     cap: int | None
     floor: int
+    threshold: float | None = None
+    max_accuracy_loss: float | None = None
+
+    @property
+    def exits(self) -> bool:
+        return self.delta is not None or self.threshold is not None
 
 
 def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
@@ -294,17 +302,47 @@ def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
     opts = asked if isinstance(asked, LynxOptions) else None
     delta = opts.delta if opts else None
     floor = opts.min_thinking_tokens if opts else None
+    risk = _risk_threshold(opts, probe)
     effort = _effort_fraction(req, config)
     if effort is not None and _explicit_budget(req) is None:
         point = probe.for_effort(effort)
+        cap = point.max_thinking_tokens
+        floor = point.min_thinking_tokens if floor is None else floor
+        if risk is not None or point.threshold is not None:
+            # Both: the safer (higher) threshold. The grid's thresholds above a certified
+            # one are certified with it (fixed-sequence testing, calibration/risk.py), so
+            # the request's epsilon still holds.
+            t = max(x for x in (risk and risk[0], point.threshold) if x is not None)
+            return _Lynx(None, cap, floor, t, risk[1] if risk else point.max_accuracy_loss)
         effort_delta = point.delta
         if asked is not None:  # asked for LYNX explicitly: never switched off by effort
             effort_delta = effort_delta or probe.default_delta
-        floor = point.min_thinking_tokens if floor is None else floor
-        return _Lynx(delta or effort_delta, point.max_thinking_tokens, floor)
+        return _Lynx(delta or effort_delta, cap, floor)
+    if risk is not None:
+        return _Lynx(None, thinking_budget(req, config), floor or 0, *risk)
     if asked is not None:
         return _Lynx(delta or probe.default_delta, thinking_budget(req, config), floor or 0)
     return None
+
+
+def _risk_threshold(opts: LynxOptions | None, probe) -> tuple[float, float] | None:
+    """(score threshold, epsilon) for `thinkctl.lynx.max_accuracy_loss`, None if not asked."""
+    eps = opts.max_accuracy_loss if opts else None
+    if eps is None:
+        return None
+    param = "thinkctl.lynx.max_accuracy_loss"
+    if opts.delta is not None:
+        raise InvalidRequest("thinkctl.lynx takes delta or max_accuracy_loss, not both.", param)
+    point = probe.for_accuracy_loss(eps)
+    if point is None:
+        have = [p.epsilon for p in probe.risk]
+        raise InvalidRequest(
+            f"The probe is calibrated for max_accuracy_loss in {have}; {eps} is below them."
+            if have else "The probe has no answer-level risk table; recalibrate it with this "
+            "version's thinkctl calibrate.", param,
+        )  # fmt: skip
+    # No threshold certified: a threshold no score exceeds keeps the request's thinking.
+    return (1.0 if point.threshold is None else point.threshold), point.epsilon
 
 
 # --- 4. the prompt ------------------------------------------------------------------------
@@ -483,8 +521,8 @@ def _control_spec(
             f"({max_think}).",
             "thinkctl.min_thinking_tokens",
         )
-    lynx_delta = lynx.delta if lynx else None
-    asked = max_think is not None or min_think > 0 or lynx_delta
+    lynx_exits = lynx is not None and lynx.exits
+    asked = max_think is not None or min_think > 0 or lynx_exits
     if not (asked or opts.ts or opts.top_h or opts.mode_prefix or reserve is not None):
         return None
     think = info.think
@@ -519,7 +557,7 @@ def _control_spec(
             stop=sorted({think.require_end(), *think.eos}),
             reason="answer_reserve" if reserved else "budget",
         )
-    if budget is None and not (opts.ts or opts.top_h or mode or lynx_delta):
+    if budget is None and not (opts.ts or opts.top_h or mode or lynx_exits):
         return None
     return ControlSpec(
         think=(think.start, think.end),
@@ -527,8 +565,14 @@ def _control_spec(
         budget=budget,
         ts=opts.ts,
         top_h=opts.top_h,
-        lynx=LynxSpec(delta=lynx_delta, close=close, min_thinking=lynx.floor)
-        if lynx and lynx_delta
+        lynx=LynxSpec(
+            delta=lynx.delta,
+            threshold=lynx.threshold,
+            close=close,
+            max_accuracy_loss=lynx.max_accuracy_loss,
+            min_thinking=lynx.floor,
+        )
+        if lynx is not None and lynx.exits
         else None,
     )
 

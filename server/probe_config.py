@@ -1,7 +1,8 @@
 """The LYNX probe as the HTTP side knows it: the default delta and the effort map.
 
 The engine's worker loads the same artifact itself (engine/probe_runtime.py);
-this side only turns a request's `thinkctl.lynx` / effort into a delta, a cap and a floor.
+this side only turns a request's `thinkctl.lynx` / effort into a rule (a delta, or a score
+threshold certified for an answer-level risk), a cap and a floor.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probes.artifact import EffortPoint, ProbeArtifact, point_for_effort
+from probes.artifact import EffortPoint, ProbeArtifact, RiskPoint, point_for_effort
 
 
 @dataclass(frozen=True)
@@ -18,11 +19,19 @@ class ProbeConfig:
     default_delta: float
     points: tuple[EffortPoint, ...]  # increasing in effort
     summary: dict[str, Any]
+    risk: tuple[RiskPoint, ...] = ()  # increasing in epsilon
 
     @classmethod
     def from_artifact(cls, path: str, artifact: ProbeArtifact) -> ProbeConfig:
         points = tuple(sorted(artifact.meta.effort, key=lambda p: p.effort))
-        return cls(path, artifact.meta.default_delta, points, artifact.summary())
+        risk = tuple(sorted(artifact.meta.risk, key=lambda p: p.epsilon))
+        return cls(path, artifact.meta.default_delta, points, artifact.summary(), risk)
+
+    def for_accuracy_loss(self, epsilon: float) -> RiskPoint | None:
+        """The calibrated point of the largest epsilon not above the one asked for (its
+        guarantee holds for the one asked), None when every calibrated one is above it."""
+        below = [p for p in self.risk if p.epsilon <= epsilon + 1e-12]
+        return below[-1] if below else None
 
     def for_effort(self, effort: float) -> EffortPoint:
         """The calibrated point of the largest effort not above `effort` (delta: None for
@@ -32,4 +41,5 @@ class ProbeConfig:
 
     def describe(self) -> dict[str, Any]:
         """What /v1/models shows."""
-        return {**self.summary, "effort": [p.model_dump() for p in self.points]}
+        return {**self.summary, "effort": [p.model_dump() for p in self.points],
+                "risk": [p.model_dump() for p in self.risk]}  # fmt: skip

@@ -121,6 +121,13 @@ class LynxOptions(BaseModel):
         description="Risk level: at most this share of cue events where exiting would be "
         "wrong exit (split conformal, per event). Default: the probe's.",
     )
+    max_accuracy_loss: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Save what LYNX can while losing at most this much accuracy against "
+        "natural thinking, with the probe's calibrated confidence 1 - alpha (Learn-then-Test "
+        "on calibration questions); the largest calibrated level not above it is used. "
+        "Instead of delta.",
+    )  # fmt: skip
     min_thinking_tokens: int | None = Field(
         default=None, ge=0, le=1_000_000,
         description="No exit before thinking holds this many tokens (the cue included). "
@@ -310,11 +317,14 @@ class ControlEventOut(BaseModel):
     reason: str
     at: int = Field(description="Output position where the forced tokens start.")
     forced_tokens: int
-    # LYNX decisions: which cue (0-based, in this choice), the probe's score, the delta,
-    # and the exit floor that held back earlier cues (when one was set).
+    # LYNX decisions: which cue (0-based, in this choice), the probe's score, the rule
+    # (a delta, or a score threshold and the answer-level risk it is certified at), and
+    # the exit floor that held back earlier cues (when one was set).
     cue_index: int | None = None
     score: float | None = None
     delta: float | None = None
+    threshold: float | None = None
+    max_accuracy_loss: float | None = None
     min_thinking: int | None = None
 
 

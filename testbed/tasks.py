@@ -13,6 +13,7 @@ step is one of 300 single-digit facts.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,10 @@ SPLITS = ("train", "calibration", "test")
 # Held-out splits are drawn from their own seed streams; train excludes their problems.
 _SPLIT_SEEDS = {"calibration": 1_000_003, "test": 2_000_003}
 SPLIT_SIZES = {"calibration": 2000, "test": 1000}
+_MORE_SEED = 3_000_003  # calibration problems beyond the split's 2000
+# What the testbed's training drew (testbed/model/training.json: seed 0, 1500 steps of 32,
+# from pools of 256), rounded up: problems it may have seen.
+_TRAIN_SEED, _TRAIN_DRAWS = 0, 50_000
 
 
 def apply(op: str, a: int, b: int) -> int:
@@ -67,11 +72,12 @@ def random_problem(rng: random.Random, difficulty: int) -> Problem:
     return Problem(rng.randrange(10), steps)
 
 
-def _draw(seed: int, n: int, exclude: set[Problem] = frozenset()) -> list[Problem]:
-    """n distinct problems, difficulties cycling evenly through DIFFICULTIES."""
+def _draw(seed: int, n: int, exclude: set[Problem] = frozenset(), start: int = 0) -> list[Problem]:
+    """n distinct problems, difficulties cycling evenly through DIFFICULTIES (from the
+    `start`-th position of the cycle)."""
     rng, seen, out = random.Random(seed), set(exclude), []
     while len(out) < n:
-        p = random_problem(rng, DIFFICULTIES[len(out) % len(DIFFICULTIES)])
+        p = random_problem(rng, DIFFICULTIES[(start + len(out)) % len(DIFFICULTIES)])
         if p not in seen:
             seen.add(p)
             out.append(p)
@@ -85,6 +91,18 @@ def held_out(split: str) -> list[Problem]:
     if split == "test":
         return _draw(_SPLIT_SEEDS["test"], SPLIT_SIZES["test"], set(held_out("calibration")))
     raise ValueError(f"no held-out split {split!r}; choose calibration or test")
+
+
+def calibration_pool(n: int) -> list[Problem]:
+    """The calibration split, extended to n problems when n > its size: the extra ones are
+    drawn from their own seed stream, never a test problem, and never one the testbed's
+    training may have drawn (so that, like the split, the model has not seen them)."""
+    base = held_out("calibration")
+    if n <= len(base):
+        return base[:n]
+    train = itertools.islice(train_stream(_TRAIN_SEED), _TRAIN_DRAWS)
+    exclude = set(base) | set(held_out("test")) | set(train)
+    return base + _draw(_MORE_SEED, n - len(base), exclude, start=len(base))
 
 
 def prompt_ids(tok, problems: Iterable[Problem]) -> list[list[int]]:

@@ -72,7 +72,6 @@ _FIELDS: dict[str, tuple[type, object]] = {
     "lynx_min": (np.int64, 0),  # LYNX's floor: cues before it are counted, not scored
     "q0": (np.float64, 0.0),  # its conformal thresholds
     "q1": (np.float64, 0.0),
-    "delta": (np.float64, 0.0),  # its risk level, as the trace reports it
     "cues": (np.int64, 0),  # cues counted, and the latest one's output position
     "cue_at": (np.int64, -1),
     "ts": (np.int8, 0),  # 0, _LOG_ODDS or _TEMPERATURE
@@ -97,20 +96,18 @@ class ProbeNotes(NamedTuple):
     at: list[int]
     cue_index: list[int]
     score: list[float]
-    delta: list[float]
+    rule: list[tuple]  # each row's LynxParams.rule
     min_thinking: list[int]
     latency_s: float
 
     def events(self) -> list[tuple[str, ControlEvent]]:
-        cols = zip(self.ids, self.at, self.cue_index, self.score, self.delta,
+        cols = zip(self.ids, self.at, self.cue_index, self.score, self.rule,
                    self.min_thinking, strict=True)  # fmt: skip
-        return [
-            (
-                rid,
-                ControlEvent("lynx", "probe", at, (), detail(d, m, c, s, self.latency_s), True),
-            )  # fmt: skip
-            for rid, at, c, s, d, m in cols
-        ]
+        out = []
+        for rid, at, c, s, r, m in cols:
+            info = detail(tuple(map(tuple, r)), m, c, s, self.latency_s)  # lists after JSON
+            out.append((rid, ControlEvent("lynx", "probe", at, (), info, True)))
+        return out
 
 
 class StepReport(NamedTuple):
@@ -219,7 +216,6 @@ class BatchControl:
         if spec.lynx is not None:
             p = _lynx(stack).params
             a["lynx_min"][index], a["q0"][index], a["q1"][index] = p.min_thinking, p.q0, p.q1
-            a["delta"][index] = p.delta
         if (ts := spec.ts) is not None and ts.strength != 1:
             a["ts"][index] = _LOG_ODDS if ts.form == "log_odds" else _TEMPERATURE
             a["ts_value"][index] = math.log(ts.strength) if ts.form == "log_odds" else ts.strength
@@ -473,14 +469,16 @@ class BatchControl:
         cue_index = a["cues"][r] - 1
         if leave.any():
             kept = r[leave]
-            self._notes = ProbeNotes([self._ids[i] for i in kept.tolist()],
+            rows_kept = kept.tolist()
+            self._notes = ProbeNotes([self._ids[i] for i in rows_kept],
                                      n[scored[leave]].tolist(), cue_index[leave].tolist(),
-                                     scores[leave].tolist(), a["delta"][kept].tolist(),
+                                     scores[leave].tolist(),
+                                     [self._lynx_of[i].params.rule for i in rows_kept],
                                      a["lynx_min"][kept].tolist(), latency)  # fmt: skip
         for i in np.flatnonzero(~leave).tolist():  # exits: rare, one event each
             row, pos = int(r[i]), int(n[scored[i]])
             p = self._lynx_of[row].params
-            info = detail(p.delta, p.min_thinking, int(cue_index[i]), float(scores[i]), latency)
+            info = detail(p.rule, p.min_thinking, int(cue_index[i]), float(scores[i]), latency)
             event = ControlEvent("lynx", "lynx", pos, p.close, info)
             new_force.append((row, pos, p.close))
             self._stacks[row].events.append(event)

@@ -4,6 +4,8 @@ wrapped in split conformal prediction, is confident that answering now is right.
 At the decode step that processes a cue token inside thinking, the probe scores the
 cue's features (p = P(a forced exit here answers right)); the conformal thresholds for
 the request's delta decide: exit when the prediction set is {1} (probes/conformal.py).
+A request may instead carry a threshold on the score, chosen for an answer-level risk
+(calibration/risk.py): the same rule with q1 = 1.
 The exit forces the end-of-thinking token and the answer inducer, as budget forcing
 does. Every scored cue is reported (reason "probe"), so the trace shows the cue index
 and score of each decision and the step of the exit. Cues before a floor of
@@ -30,16 +32,16 @@ Scorer = Callable[[torch.Tensor], float]
 class LynxParams:
     cue_ids: frozenset[int]
     close: tuple[int, ...]  # end-of-thinking id, then the answer inducer's ids
-    delta: float
-    q0: float  # conformal thresholds at `delta`
+    rule: tuple[tuple[str, float], ...]  # as the trace reports it: (("delta", d),), ...
+    q0: float  # exit when p > q0 and 1 - p <= q1
     q1: float
     min_thinking: int = 0  # cues before thinking holds this many tokens are not scored
 
     def __post_init__(self) -> None:
         if not self.close:
             raise ValueError("an exit needs the closing token ids")
-        if not 0 < self.delta < 1:
-            raise ValueError("delta must lie in (0, 1)")
+        if not self.rule:
+            raise ValueError("an exit needs a rule")
         if self.min_thinking < 0:
             raise ValueError("min_thinking must be >= 0")
 
@@ -52,10 +54,9 @@ def exits(p, q0, q1):
     return (1 - p <= q1) & (p > q0)
 
 
-def detail(delta: float, min_thinking: int, cue_index: int, score: float, latency_s: float):
+def detail(rule: tuple, min_thinking: int, cue_index: int, score: float, latency_s: float):
     """What the trace reports of a scored cue: (name, value) pairs."""
-    out = (("cue_index", cue_index), ("score", round(score, 6)), ("delta", delta),
-           ("latency_s", latency_s))  # fmt: skip
+    out = (("cue_index", cue_index), ("score", round(score, 6)), *rule, ("latency_s", latency_s))
     return out + (("min_thinking", min_thinking),) if min_thinking else out
 
 
@@ -79,7 +80,7 @@ class LynxController:
             return LEAVE
         t0 = time.perf_counter()
         score = float(self.scorer(view.hidden()))
-        info = detail(p.delta, p.min_thinking, cue_index, score, time.perf_counter() - t0)
+        info = detail(p.rule, p.min_thinking, cue_index, score, time.perf_counter() - t0)
         if p.exits(score):
             return Action(force=p.close, reason="lynx", detail=info)
         return Action(reason="probe", detail=info, note=True)

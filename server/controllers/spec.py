@@ -87,11 +87,30 @@ class TopHSpec(BaseModel):
 
 
 class LynxSpec(BaseModel):
+    """One rule: `delta` (split conformal per cue event), or `threshold` on the probe's
+    score (exit when it is exceeded), chosen by the server from the probe's risk table
+    for `max_accuracy_loss` or an effort level (calibration/risk.py)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    delta: Delta
+    delta: Delta | None = None
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    max_accuracy_loss: float | None = Field(default=None, gt=0, lt=1)  # reported only
     close: list[int] = Field(min_length=1)  # end of thinking, then the answer inducer
     min_thinking: int = Field(default=0, ge=0)  # no exit before this much thinking
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> LynxSpec:
+        if (self.delta is None) == (self.threshold is None):
+            raise ValueError("LYNX needs exactly one of delta and threshold")
+        return self
+
+    def rule(self) -> tuple[tuple[str, float], ...]:
+        """What the trace reports of the rule."""
+        if self.delta is not None:
+            return (("delta", self.delta),)
+        loss = (("max_accuracy_loss", self.max_accuracy_loss),) if self.max_accuracy_loss else ()
+        return (("threshold", self.threshold), *loss)
 
 
 class LynxRuntime(Protocol):
@@ -144,11 +163,11 @@ class ControlSpec(BaseModel):
         if self.lynx is not None:  # after the budget: a hard cap wins over a probe's exit
             if lynx is None:
                 raise ValueError("LYNX was asked for, but no probe is loaded in the engine")
-            q0, q1 = lynx.thresholds(self.lynx.delta)
-            params = LynxParams(
-                lynx.cue_ids, tuple(self.lynx.close), self.lynx.delta, q0, q1,
-                self.lynx.min_thinking,
-            )  # fmt: skip
+            spec = self.lynx
+            # A score threshold is the prediction set's rule with class 1 always plausible.
+            q0, q1 = lynx.thresholds(spec.delta) if spec.delta else (spec.threshold, 1.0)
+            params = LynxParams(lynx.cue_ids, tuple(spec.close), spec.rule(), q0, q1,
+                                spec.min_thinking)  # fmt: skip
             controllers.append(LynxController(params, lynx.scorer()))
         if self.ts is not None:
             ts = TSParams(self.think[1], self.ts.strength, self.ts.form)

@@ -12,7 +12,11 @@ from probes.features import model_facts
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 KEYS = {"delta", "n_cal_class0", "premature_exit_rate_event", "premature_exit_rate_trajectory",
-        "resplits_within_bound", "accuracy", "mean_thinking_tokens", "auc"}  # fmt: skip
+        "resplits_within_delta", "premature_exit_rate_event_resplit_mean",
+        "premature_exit_rate_question_resplit_mean", "accuracy", "mean_thinking_tokens",
+        "auc"}  # fmt: skip
+RISK_KEYS = {"epsilon", "alpha", "threshold", "savings", "accuracy", "resplit_loss_mean",
+             "resplit_share_over_epsilon"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,10 @@ def test_writes_artifact_report_and_plots(out):
         assert KEYS <= set(row)
         assert 0 <= row["premature_exit_rate_event"] <= 1
     assert 0 <= report["probe"]["auc"] <= 1
+    assert [r["epsilon"] for r in report["risk"]] == [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1]
+    for row in report["risk"]:
+        assert RISK_KEYS <= set(row) and row["alpha"] == 0.1
+        assert 0 <= row["resplit_loss_mean"] <= 1
     # --confidence auto: both inputs tried, each candidate also scored on held-out events
     names = {"mlp", "logreg", "mlp+confidence", "logreg+confidence"}
     assert set(report["probe"]["auc_val"]) == set(report["probe"]["auc_test"]) == names
@@ -54,6 +62,10 @@ def test_the_artifact_fits_the_testbed_and_has_an_effort_map(out):
                                 AutoTokenizer.from_pretrained(TESTBED)))  # fmt: skip
     efforts = [p.effort for p in art.meta.effort]
     assert efforts[0] == 0 and efforts[-1] == 1 and efforts == sorted(efforts)
+    # Monotone by construction: a lower effort never has a higher threshold.
+    ts = [1.0 if p.threshold is None else p.threshold for p in art.meta.effort[1:]]
+    assert ts == sorted(ts)
+    assert [p.epsilon for p in art.meta.risk] == sorted(p.epsilon for p in art.meta.risk)
 
 
 def test_rerun_reuses_finished_shards(out):

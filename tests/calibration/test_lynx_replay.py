@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calibration import lynx
+from calibration import lynx, risk
 from calibration.traces import Events, Traces
 from probes.conformal import Calibration
 
@@ -22,47 +22,17 @@ TR = make_traces([[(9, 1), (19, 1), (29, 1)], [(4, 0), (14, 1)]], [40, 30])
 ALL = np.arange(2)
 
 
-def test_replay_exits_at_the_first_exiting_cue_at_or_above_the_floor():
+def test_replay_exits_at_the_first_exiting_cue():
     exits = np.ones(5, bool)
     assert lynx.replay(TR, ALL, exits).mean_thinking_tokens == (10 + 5) / 2
-    # trace 0 exits at its cue with 10 tokens (cue included); trace 1's cue at 5 is held
-    floored = lynx.replay(TR, ALL, exits, floor=10)
-    assert floored.mean_thinking_tokens == (10 + 15) / 2 and floored.accuracy == 1.0
-    assert lynx.replay(TR, ALL, exits, floor=31).mean_thinking_tokens == (40 + 30) / 2
-
-
-def test_floor_for_is_the_smallest_floor_reaching_the_target():
-    exits = np.ones(5, bool)
-    assert lynx.floor_for(TR, ALL, exits, target=12.5) == 6  # (10 + 15) / 2 >= 12.5
-    assert lynx.floor_for(TR, ALL, exits, target=7.5) == 0
-    assert lynx.floor_for(TR, ALL, exits, target=35) == 31  # no exit left: natural
-
-
-# Per trace: distinct cue positions with "exits here" flags, and the natural end after them.
-trace_specs = st.lists(
-    st.tuples(
-        st.dictionaries(st.integers(0, 99), st.booleans(), min_size=1, max_size=6),
-        st.integers(1, 30),
-    ),
-    min_size=1,
-    max_size=12,
-)
-
-
-@given(trace_specs, st.integers(0, 130))
-def test_a_higher_floor_never_thinks_less(spec, floor):
-    cues = [sorted(evs.items()) for evs, _ in spec]
-    lengths = [max(evs) + 1 + extra for evs, extra in spec]
-    tr = make_traces([[(pos, 1) for pos, _ in c] for c in cues], lengths)
-    exits = np.array([flag for c in cues for _, flag in c])
-    ids = np.arange(len(lengths))
-    lo = lynx.replay(tr, ids, exits, floor).mean_thinking_tokens
-    assert lynx.replay(tr, ids, exits, floor + 1).mean_thinking_tokens >= lo
+    later = np.array([False, True, True, False, True])  # trace 0 at 20 tokens, trace 1 at 15
+    r = lynx.replay(TR, ALL, later)
+    assert r.mean_thinking_tokens == (20 + 15) / 2 and r.accuracy == 1.0
 
 
 def synthetic_set(n: int = 400):
     """Every trace: cues at 19, 39, 59 (a pass of 20 tokens each), natural end at 80;
-    ~120 first cues are wrong exits, enough class-0 events for delta = 0.01."""
+    ~120 first cues are wrong exits."""
     rng = np.random.default_rng(0)
     cues = [[(19, int(rng.random() < 0.7)), (39, 1), (59, 1)] for _ in range(n)]
     tr = make_traces(cues, [80] * n)
@@ -71,35 +41,39 @@ def synthetic_set(n: int = 400):
     return tr, p, y
 
 
-def test_high_efforts_get_a_floor_and_think_longer():
-    tr, p, y = synthetic_set()
-    cal = Calibration.from_probs(p, y)
+EFFORTS = [round(0.05 * i, 2) for i in range(21)]
+
+
+def test_the_effort_map_spends_about_effort_times_natural_and_never_more_as_effort_falls():
+    tr, p, _ = synthetic_set()
     ids = np.arange(len(tr.question))
-    points = lynx.effort_points(cal, tr, ids, p, [0.01, 0.1], [0.0, 0.3, 0.5, 0.8, 1.0])
+    table = risk.exit_table(tr, ids, p, risk.threshold_grid(p, 200))
+    points = lynx.effort_points(table, {0.01: 5, 0.05: 50}, EFFORTS)
     by_e = {pt["effort"]: pt for pt in points}
-    assert by_e[0.0]["max_thinking_tokens"] == 0 and by_e[1.0]["delta"] is None
-    safest = lynx.replay(tr, ids, cal.thresholds(0.01).exits_many(p)).mean_thinking_tokens
-    assert safest < 0.5 * 80  # so 0.8 needs a floor to think longer
-    high = by_e[0.8]
-    assert high["delta"] == 0.01 and high["min_thinking_tokens"] > 0
-    exits = cal.thresholds(0.01).exits_many(p)
-    floor = high["min_thinking_tokens"]
-    got = lynx.replay(tr, ids, exits, floor).mean_thinking_tokens
-    one_less = lynx.replay(tr, ids, exits, floor - 1).mean_thinking_tokens
-    assert got >= 0.8 * 80 > one_less  # the smallest floor that thinks 0.8 x natural
-    assert by_e[0.3]["min_thinking_tokens"] == 0  # within a grid step: no floor
+    assert by_e[0.0]["max_thinking_tokens"] == 0 and by_e[1.0]["threshold"] is None
+    spent = [lynx.effort_replay(table, pt)["mean_thinking_tokens"] for pt in points]
+    assert spent == sorted(spent)  # monotone in effort
+    for pt, tokens in zip(points, spent, strict=True):
+        if 0 < pt["effort"] < 1 and pt["max_thinking_tokens"] is None:
+            assert tokens <= pt["effort"] * 80 + 1e-9
+    cert = [pt["max_accuracy_loss"] for pt in points if pt["threshold"] is not None]
+    assert set(cert) <= {0.01, 0.05, None}
 
 
-def test_the_floor_goes_on_the_delta_chosen_when_the_safest_never_exits():
-    tr, p, y = synthetic_set()
-    cal = Calibration.from_probs(p, y)
-    ids = np.arange(len(tr.question))
-    never = 1 / (2 * (cal.n0 + 1))  # below 1/(n0 + 1): no class-0 score can be excluded
-    (point,) = lynx.effort_points(cal, tr, ids, p, [never, 0.1], [0.8])
-    assert point["delta"] == 0.1 and point["min_thinking_tokens"] > 0
-    exits = cal.thresholds(0.1).exits_many(p)
-    got = lynx.replay(tr, ids, exits, point["min_thinking_tokens"]).mean_thinking_tokens
-    assert got >= 0.8 * 80
+@given(st.integers(0, 2**31))
+def test_effort_maps_are_monotone_by_construction_on_random_traces(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    cues = [[(int(pos), int(rng.random() < 0.8)) for pos in
+             sorted(rng.choice(60, size=rng.integers(1, 5), replace=False))]
+            for _ in range(n)]  # fmt: skip
+    tr = make_traces(cues, [max(pos for pos, _ in c) + 1 + int(rng.integers(0, 30)) for c in cues])
+    p = rng.random(len(tr.events.trace))
+    ids = np.arange(n)
+    table = risk.exit_table(tr, ids, p, risk.threshold_grid(rng.random(50), 30))
+    points = lynx.effort_points(table, {}, EFFORTS)
+    spent = [lynx.effort_replay(table, pt)["mean_thinking_tokens"] for pt in points]
+    assert all(a <= b + 1e-9 for a, b in zip(spent, spent[1:], strict=False))
 
 
 def test_resplits_report_mean_spread_and_how_often_one_split_passes():
@@ -109,13 +83,13 @@ def test_resplits_report_mean_spread_and_how_often_one_split_passes():
     y = (rng.random(n) < 0.85).astype(int)
     pool = np.ones(n, bool)
     separable = np.where(y == 1, 0.9, 0.1) + rng.uniform(-0.05, 0.05, n)
-    (mean, sd, share), = lynx.resplit_event_rates(separable, y, question, pool, [0.1],
-                                                  n_splits=20).values()  # fmt: skip
-    assert mean == 0 and sd == 0 and share == 1  # class 0 never scores above class 1
-    noise = rng.random(n)  # scores say nothing: class 0 exits at about delta
-    (mean, sd, share), = lynx.resplit_event_rates(noise, y, question, pool, [0.1],
-                                                  n_splits=50).values()  # fmt: skip
-    assert 0.05 < mean < 0.15 and sd > 0 and 0 < share < 1
+    (r,) = lynx.resplit_event_rates(separable, y, question, pool, [0.1], n_splits=20).values()
+    assert r["event_mean"] == r["event_sd"] == r["question_mean"] == 0  # class 0 never high
+    assert r["share_within_delta"] == 1
+    noise = rng.random(n)  # scores say nothing: a question's class-0 max exits at about delta
+    (r,) = lynx.resplit_event_rates(noise, y, question, pool, [0.1], n_splits=50).values()
+    assert 0.05 < r["question_mean"] < 0.15 and r["event_sd"] > 0
+    assert r["event_mean"] < r["question_mean"]  # an event exits only when its max does
 
 
 # Per trace: cue events (distinct positions, forced-exit label, probe score), the natural

@@ -58,7 +58,9 @@ def random_spec(rnd) -> ControlSpec | None:
         raw["ts"] = {"strength": rnd.choice([0.5, 1.0, 2.0, 8.0]),
                      "form": rnd.choice(["log_odds", "temperature"])}  # fmt: skip
     if rnd.random() < 0.5:
-        raw["lynx"] = {"delta": 0.1, "close": [END, INDUCE], "min_thinking": rnd.randrange(4)}
+        rule = ({"delta": 0.1} if rnd.random() < 0.5
+                else {"threshold": rnd.random(), "max_accuracy_loss": 0.01})  # fmt: skip
+        raw["lynx"] = {**rule, "close": [END, INDUCE], "min_thinking": rnd.randrange(4)}
     if rnd.random() < 0.1:
         return None  # no control at all
     return ControlSpec.model_validate(raw)

@@ -11,7 +11,8 @@ from server.controllers.stack import ControlStack
 from .helpers import DELIMS, END, INDUCE, START, WAIT, logits
 
 CUE = WAIT  # any id works as a cue
-PARAMS = LynxParams(cue_ids=frozenset({CUE}), close=(END, INDUCE), delta=0.1, q0=0.6, q1=0.5)
+DELTA = (("delta", 0.1),)
+PARAMS = LynxParams(cue_ids=frozenset({CUE}), close=(END, INDUCE), rule=DELTA, q0=0.6, q1=0.5)
 
 
 def scorer(features: torch.Tensor) -> float:
@@ -72,10 +73,10 @@ def test_a_floor_holds_exits_until_thinking_holds_that_many_tokens():
     assert actions[2].force == (END,)
 
 
-def test_params_check_delta_and_close():
+def test_params_check_rule_and_close():
     with pytest.raises(ValueError):
-        LynxParams(frozenset({CUE}), (), 0.1, 0.5, 0.5)
+        LynxParams(frozenset({CUE}), (), DELTA, 0.5, 0.5)
     with pytest.raises(ValueError):
-        LynxParams(frozenset({CUE}), (END,), 1.5, 0.5, 0.5)
+        LynxParams(frozenset({CUE}), (END,), (), 0.5, 0.5)
     with pytest.raises(ValueError):
-        LynxParams(frozenset({CUE}), (END,), 0.1, 0.5, 0.5, min_thinking=-1)
+        LynxParams(frozenset({CUE}), (END,), DELTA, 0.5, 0.5, min_thinking=-1)

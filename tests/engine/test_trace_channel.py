@@ -12,7 +12,8 @@ def test_a_report_arrives_as_events_with_its_notes_expanded():
     try:
         sender = EventSender(collector.addr)
         exit_event = ControlEvent("lynx", "lynx", 9, (2, 5), (("cue_index", 1), ("score", 0.9)))
-        notes = ProbeNotes(["a", "b"], [4, 6], [0, 2], [0.1234567, 0.25], [0.05, 0.1], [0, 8], 1e-4)
+        rules = [(("delta", 0.05),), (("threshold", 0.8), ("max_accuracy_loss", 0.01))]
+        notes = ProbeNotes(["a", "b"], [4, 6], [0, 2], [0.1234567, 0.25], rules, [0, 8], 1e-4)
         sender.send(StepReport([("c", exit_event)], notes))
         sender.send(StepReport([]))  # nothing to say: no message
         deadline = time.monotonic() + 10
@@ -29,6 +30,8 @@ def test_a_report_arrives_as_events_with_its_notes_expanded():
             "lynx", "probe", 4, (),
             (("cue_index", 0), ("score", 0.123457), ("delta", 0.05), ("latency_s", 1e-4)), True,
         )  # fmt: skip
-        assert dict(want["b"].detail)["min_thinking"] == 8
+        assert dict(want["b"].detail) == {"cue_index": 2, "score": 0.25, "threshold": 0.8,
+                                          "max_accuracy_loss": 0.01, "latency_s": 1e-4,
+                                          "min_thinking": 8}  # fmt: skip
     finally:
         collector.close()

@@ -84,31 +84,64 @@ def test_a_delta_below_the_calibration_floor_never_exits(lclient):
 def test_effort_maps_through_the_probe(lclient, lynx_server):
     artifact = ProbeArtifact.load(PROBE)
     point = point_for_effort(artifact.meta.effort, 0.75)  # "high"
-    assert point.min_thinking_tokens > 0  # the shipped map lengthens high efforts by a floor
-    # Difficulty 5: the first pass's cue comes early and the re-checks run on well past it.
+    assert point.threshold is not None  # the shipped map puts a score threshold there
     problem = [p for p in problems(40) if p.difficulty == 5][0]
     before = lynx_server.metric("thinkctl_probe_evaluations_total")
+    c = ask(lclient, problem.prompt(), reasoning_effort="high", seed=1)
+    trace = c.model_extra["thinkctl"]
+    assert "lynx" in trace["controllers"]
+    scored = [e for e in trace["events"] if e["controller"] == "lynx"]
+    assert scored and {e["threshold"] for e in scored} == {point.threshold}
+    for e in scored:  # the rule: exit exactly when the score clears the threshold
+        assert (e["reason"] == "lynx") == (e["score"] > point.threshold)
+    assert lynx_server.metric("thinkctl_probe_evaluations_total") > before
+    off = ask(lclient, problem.prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
+    assert "lynx" not in off.model_extra["thinkctl"]["controllers"]
+
+
+def test_cues_short_of_the_floor_are_counted_not_scored(lclient):
+    artifact = ProbeArtifact.load(PROBE)
+    # Difficulty 5: the first pass's cue comes early and the re-checks run on well past it.
+    problem = [p for p in problems(40) if p.difficulty == 5][0]
+    floor = 40
     r = lclient.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": problem.prompt()}], max_tokens=450,
-        temperature=0.6, seed=1, reasoning_effort="high", extra_body={"return_token_ids": True},
+        temperature=0.6, seed=1, extra_body={"return_token_ids": True, "thinkctl": {
+            "lynx": {"delta": 0.05, "min_thinking_tokens": floor}}},
     )  # fmt: skip
     choice = r.choices[0]
     trace = choice.model_extra["thinkctl"]
-    assert "lynx" in trace["controllers"]
     scored = [e for e in trace["events"] if e["controller"] == "lynx"]
-    assert scored and {e["delta"] for e in scored} == {point.delta}
-    assert {e["min_thinking"] for e in scored} == {point.min_thinking_tokens}
+    assert {e["min_thinking"] for e in scored} <= {floor}
     # Thinking opens in the prompt, so the step that processes the cue at output position
     # i holds i + 1 thinking tokens: cues short of the floor are counted, not scored.
     ids = choice.model_extra["token_ids"][: trace["thinking_tokens"]]
     cues = [i for i, t in enumerate(ids) if t in artifact.meta.features.cue_token_ids]
-    held = [i for i in cues if i + 1 < point.min_thinking_tokens]
+    held = [i for i in cues if i + 1 < floor]
     assert held, "the first pass's cue came before the floor"
     assert [e["at"] for e in scored] == [i + 1 for i in cues if i not in held]
     assert [e["cue_index"] for e in scored] == list(range(len(held), len(cues)))
-    assert lynx_server.metric("thinkctl_probe_evaluations_total") > before
-    off = ask(lclient, problem.prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
-    assert "lynx" not in off.model_extra["thinkctl"]["controllers"]
+
+
+def test_max_accuracy_loss_exits_on_its_certified_threshold(lclient):
+    risk = {p.epsilon: p for p in ProbeArtifact.load(PROBE).meta.risk}
+    point = risk[0.01]
+    assert point.threshold is not None  # the shipped calibration certifies one at 1 point
+    exits = 0
+    for i, p in enumerate(problems(8)):
+        c = ask(lclient, p.prompt(), {"lynx": {"max_accuracy_loss": 0.01}}, seed=i)
+        trace = c.model_extra["thinkctl"]
+        scored = [e for e in trace["events"] if e["controller"] == "lynx"]
+        assert all(e["threshold"] == point.threshold and e["max_accuracy_loss"] == 0.01
+                   for e in scored)  # fmt: skip
+        exits += trace["exit_reason"] == "lynx"
+    assert exits > 0
+    with pytest.raises(openai.BadRequestError) as err:
+        ask(lclient, "x", {"lynx": {"max_accuracy_loss": 0.01, "delta": 0.05}})
+    assert err.value.body["param"] == "thinkctl.lynx.max_accuracy_loss"
+    with pytest.raises(openai.BadRequestError) as err:
+        ask(lclient, "x", {"lynx": {"max_accuracy_loss": min(risk) / 2}})
+    assert "calibrated for max_accuracy_loss" in err.value.body["message"]
 
 
 def test_models_card_describes_the_probe(lclient):
