@@ -220,9 +220,9 @@ def fit_and_report(
                   "auc": auc, "auc_val": fitted.auc_val, "auc_test": auc_test},
         "natural": vars(natural), "oracle": vars(best), "ceiling": ceiling,
         "deltas": rows, "effort": effort, "effort_test": effort_test,
-        "conformal": "class 0 calibrated on one score per question, its highest class-0 "
-                     "score (probes/conformal.py): per question, P(some class-0 cue exits) "
-                     "<= delta",
+        "conformal": "each class-0 calibration event scored by its question's highest "
+                     "class-0 score (probes/conformal.py), so a class-0 cue exits only when "
+                     "its question's highest class-0 score clears q0",
         "risk_method": risk.METHOD, "risk": risk_rows,
     }  # fmt: skip
 

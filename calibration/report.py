@@ -119,12 +119,12 @@ def markdown(report: dict, images: list[str]) -> str:
         )
     lines += [
         "",
-        "This guarantee needs questions to be exchangeable: for a new question, the chance "
-        "that some cue where exiting would be wrong exits is at most δ, so the expected "
-        "share of such events that exit is at most δ too. One held-out split scatters "
-        "around that expectation, so the table also gives the mean and spread over random "
-        "re-splits of the non-training questions. It does not bound the per-trace rate, "
-        "which is reported beside it.",
+        "The guarantee: among cue events where exiting would be wrong, the expected share "
+        "that exit is at most δ; scoring each by its question's highest class-0 score keeps "
+        "it when a question's events are alike (they are not exchangeable one by one). One "
+        "held-out split scatters around that expectation, so the table also gives the mean "
+        "and spread over 200 random re-splits of the non-training questions, per event and "
+        "per question. It does not bound the per-trace rate, which is reported beside it.",
         "",
         "Effort mapping (effort → score threshold, cap), written into probe.json and fitted "
         "on the calibration traces: the safest threshold whose mean thinking is at most "

@@ -10,12 +10,13 @@ Prediction set S(x) = {1 if 1 - p <= q_1} | {0 if p <= q_0}; thinking exits at t
 first cue where S(x) = {1}.
 
 Cluster-aware class 0: the events of one question (its samples, its cues) are alike, so
-events are not exchangeable one by one; questions are. Class 0's scores are therefore one
-per calibration question, the highest class-0 score among its events, and q_0 is their
-conformal quantile. Guarantee (questions exchangeable): for a new question, the chance
-that any of its class-0 cue events (exiting there would be wrong) clears q_0 is at most
-delta; so is, in expectation, the share of its class-0 events that do. It says nothing
-per trajectory beyond that, and nothing for another question distribution.
+events are not exchangeable one by one; questions are. Each class-0 calibration event is
+therefore scored by the highest class-0 score of its question, and q_0 is the conformal
+quantile of those scores, events weighted as they come. A class-0 cue exits only when its
+question's highest class-0 score clears q_0, so its exit rate is at most the rate at which
+that happens, which this quantile holds to delta (exactly for exchangeable events, and
+conservatively across questions: the report's re-splits measure it). It says nothing per
+trajectory beyond that, and nothing for another question distribution.
 """
 
 from __future__ import annotations
@@ -69,14 +70,15 @@ class Calibration:
     def from_probs(cls, p: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
                    ) -> Calibration:  # fmt: skip
         """From calibration events' scores and labels; with `groups` (each event's
-        question), class 0 keeps one score per question, its highest."""
+        question), each class-0 event is scored by its question's highest class-0 score."""
         p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=int)
         s0 = p[y == 0]
         if groups is not None and len(s0):
             g = np.asarray(groups)[y == 0]
-            order = np.lexsort((s0, g))  # by question, then score: each question's last
-            last = np.r_[g[order][1:] != g[order][:-1], True]
-            s0 = s0[order][last]
+            qs, inverse = np.unique(g, return_inverse=True)
+            top = np.full(len(qs), -np.inf)
+            np.maximum.at(top, inverse, s0)
+            s0 = top[inverse]
         return cls(scores0=np.sort(s0), scores1=np.sort(1 - p[y == 1]))
 
     @property

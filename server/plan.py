@@ -308,6 +308,8 @@ def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
         point = probe.for_effort(effort)
         cap = point.max_thinking_tokens
         floor = point.min_thinking_tokens if floor is None else floor
+        if delta is not None:  # the request's own rule wins; effort gives the cap
+            return _Lynx(delta, cap, floor)
         if risk is not None or point.threshold is not None:
             # Both: the safer (higher) threshold. The grid's thresholds above a certified
             # one are certified with it (fixed-sequence testing, calibration/risk.py), so
@@ -317,7 +319,7 @@ def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
         effort_delta = point.delta
         if asked is not None:  # asked for LYNX explicitly: never switched off by effort
             effort_delta = effort_delta or probe.default_delta
-        return _Lynx(delta or effort_delta, cap, floor)
+        return _Lynx(effort_delta, cap, floor)
     if risk is not None:
         return _Lynx(None, thinking_budget(req, config), floor or 0, *risk)
     if asked is not None:

@@ -65,10 +65,10 @@ def test_quantile_is_a_score_or_infinite(scores, delta):
     assert q == math.inf or q in scores
 
 
-def test_grouped_class_0_keeps_each_questions_highest_score():
+def test_grouped_class_0_scores_each_event_by_its_questions_highest():
     p = np.array([0.2, 0.7, 0.4, 0.9, 0.1, 0.3])
     y = np.array([0, 0, 0, 1, 0, 1])
     question = np.array([1, 1, 2, 2, 3, 3])
     cal = Calibration.from_probs(p, y, question)
-    assert cal.scores0.tolist() == [0.1, 0.4, 0.7]  # one per question with a class-0 event
+    assert cal.scores0.tolist() == [0.1, 0.4, 0.7, 0.7]  # question 1's two events: its max
     assert np.allclose(cal.scores1, Calibration.from_probs(p, y).scores1)

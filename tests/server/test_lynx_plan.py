@@ -122,6 +122,11 @@ def test_max_accuracy_loss_and_effort_give_a_certified_threshold(
     assert dict(spec.rule())["threshold"] == threshold
 
 
+def test_an_explicit_delta_wins_over_the_efforts_threshold(served_risk):
+    spec = spec_of(served_risk, reasoning_effort="low", thinkctl={"lynx": {"delta": 0.1}})
+    assert spec.lynx.delta == 0.1 and spec.lynx.threshold is None and spec.budget.max == 37
+
+
 def test_low_effort_keeps_its_cap_beside_the_threshold(served_risk):
     spec = spec_of(served_risk, reasoning_effort="low")
     assert spec.lynx.threshold == 0.2 and spec.budget.max == 37
