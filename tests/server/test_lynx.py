@@ -103,7 +103,7 @@ def test_cues_short_of_the_floor_are_counted_not_scored(lclient):
     artifact = ProbeArtifact.load(PROBE)
     # Difficulty 5: the first pass's cue comes early and the re-checks run on well past it.
     problem = [p for p in problems(40) if p.difficulty == 5][0]
-    floor = 40
+    floor = 100  # past the first pass of a difficulty-5 problem: its cue is held
     r = lclient.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": problem.prompt()}], max_tokens=450,
         temperature=0.6, seed=1, extra_body={"return_token_ids": True, "thinkctl": {
