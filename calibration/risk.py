@@ -129,15 +129,6 @@ def exit_table(traces: Traces, trace_ids: np.ndarray, p: np.ndarray, grid: np.nd
     return ExitTable(grid, traces.question[trace_ids], loss, correct, tokens)
 
 
-def choose(table: ExitTable, epsilon: float, alpha: float, rows: np.ndarray | None = None) -> int:
-    """The column chosen on the questions `rows` (of table.per_question; all when None);
-    column 0 (never exit) when nothing is certified."""
-    _, losses = table.per_question(table.loss)
-    if rows is not None:
-        losses = losses[rows]
-    return max(certified(losses, epsilon, alpha) - 1, 0)
-
-
 def resplit(
     table: ExitTable,
     epsilons: list[float],
