@@ -1,6 +1,6 @@
 """What thinkctl's per-step work costs the engine's worker, on hand-made tensors.
 
-    python -m bench.step_cost                      # rows 32, 256, 1024 x vocab 43, 151936: ~2 min
+    python -m bench.step_cost                      # rows 32, 256, 1024 x vocab 43, 151936: ~8 min
     python -m bench.step_cost --rows 32 --vocab 43 # one cell
 
 Times, per decode step of a whole batch (one thread, as vLLM's CPU worker runs), thinkctl's
@@ -21,8 +21,10 @@ Arms:
   (the specification the batched path is tested against).
 
 Each figure is the mean over `--steps` steps after a warm-up, less the harness's own work
-(appending each row's token, timed apart). The hooks that capture hidden states run
-inside the model's forward pass and are not timed here. `--out DIR` writes
+(appending each row's token, timed apart), and then the median over `--repeats` runs in
+which the arms take turns (this machine's speed drifts by a third within an hour). The
+hooks that capture hidden states run inside the model's forward pass and are not timed
+here. `--out DIR` writes
 `step_cost.json` and `step_cost.md`.
 """
 
@@ -78,10 +80,10 @@ class _Probe:
         return 1.0, 1.0
 
     def scorer(self):
-        return lambda x: float(self._probe.prob(x.numpy().astype(np.float64))[0])
+        return lambda x: float(self.scores(x)[0])
 
     def scores(self, x: torch.Tensor) -> np.ndarray:
-        return self._probe.prob(x.numpy().astype(np.float64))
+        return self._probe.prob(x.numpy(), np.float32)
 
 
 class _Capture:
@@ -191,7 +193,7 @@ def confidence_feed(rows: int, vocab: int) -> Callable[[], None]:
     return step
 
 
-def measure(rows: int, vocab: int, steps: int) -> dict:
+def measure(rows: int, vocab: int, steps: int, repeats: int = 1) -> dict:
     lynx = ControlSpec(think=(THINK, END), lynx={"delta": 0.05, "close": [END]})
     budget_ts = ControlSpec(think=(THINK, END), budget={"max": 10**6, "close": [END]},
                             ts={"strength": 1.01})  # fmt: skip
@@ -205,14 +207,20 @@ def measure(rows: int, vocab: int, steps: int) -> dict:
         "per_row_budget_ts": lambda: per_row(rows, vocab, budget_ts),
     }
     saved, capture._CAPTURE = capture._CAPTURE, _Capture(rows)
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    bases = []
     try:
-        base = per_step_ms(harness(rows, vocab), steps)
-        out = {"rows": rows, "vocab": vocab, "steps": steps, "harness_ms": round(base, 4)}
-        for name, make in arms.items():
-            gc.collect()
-            out[f"{name}_ms"] = round(max(per_step_ms(make(), steps) - base, 0.0), 4)
+        for _ in range(repeats):  # arms interleaved: the machine's drift hits them alike
+            bases.append(per_step_ms(harness(rows, vocab), steps))
+            for name, make in arms.items():
+                gc.collect()
+                times[name].append(max(per_step_ms(make(), steps) - bases[-1], 0.0))
     finally:
         capture._CAPTURE = saved
+    out = {"rows": rows, "vocab": vocab, "steps": steps, "repeats": repeats,
+           "harness_ms": round(float(np.median(bases)), 4)}  # fmt: skip
+    for name, ms in times.items():
+        out[f"{name}_ms"] = round(float(np.median(ms)), 4)
     return out
 
 
@@ -239,6 +247,12 @@ def main(argv: list[str] | None = None) -> None:
         default=200,
         help=f"timed steps per arm (at most {BIG_VOCAB_STEPS} above 10,000 logits)",
     )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of every arm, interleaved; the table gives each arm's median",
+    )
     p.add_argument("--out", type=Path, help="write step_cost.json and step_cost.md here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -246,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     for vocab in args.vocab:
         for rows in args.rows:
             steps = args.steps if vocab <= 10_000 else min(args.steps, BIG_VOCAB_STEPS)
-            cells.append(measure(rows, vocab, steps))
+            cells.append(measure(rows, vocab, steps, args.repeats))
             print(json.dumps(cells[-1]), flush=True)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,9 @@ class LoadedProbe:
         return lambda features: float(self.scores(features)[0])
 
     def scores(self, features: torch.Tensor) -> np.ndarray:
-        """P(exiting here answers right) for features of shape (d,) or (rows, d)."""
-        return self.artifact.probe.prob(features.detach().cpu().numpy().astype(np.float64))
+        """P(exiting here answers right) for features of shape (d,) or (rows, d), in
+        float32 (probes/probe.py)."""
+        return self.artifact.probe.prob(features.detach().cpu().numpy(), np.float32)
 
 
 @functools.cache

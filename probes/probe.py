@@ -40,13 +40,21 @@ class Probe:
         first = (w0 / self.scale[:, None], b0 - (self.mean / self.scale) @ w0)
         return [first, *zip(self.weights[1:], self.biases[1:], strict=True)]
 
-    def prob(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
-        """P(exiting here answers right) for features x of shape (d,) or (n, d)."""
-        z = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        for i, (w, b) in enumerate(self._layers):
+    @cached_property
+    def _layers32(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(w.astype(np.float32), b.astype(np.float32)) for w, b in self._layers]
+
+    def prob(self, x: np.ndarray | torch.Tensor, dtype: type = np.float64) -> np.ndarray:
+        """P(exiting here answers right) for features x of shape (d,) or (n, d), computed
+        in `dtype`: float64 in calibration, float32 in the engine (the captured features'
+        own precision: no float64 copy of the batch at every step). The two agree to
+        about 1e-6 (tests/probes/test_probe.py)."""
+        z = np.atleast_2d(np.asarray(x, dtype=dtype))
+        layers = self._layers32 if dtype == np.float32 else self._layers
+        for i, (w, b) in enumerate(layers):
             z = z @ w
             z += b
-            if i < len(self._layers) - 1:
+            if i < len(layers) - 1:
                 np.maximum(z, 0.0, out=z)
         return expit(z[:, 0])  # the logistic, as scikit-learn computes it
 

@@ -23,6 +23,9 @@ def test_exported_probe_matches_sklearn(data, kind):
     assert probe.prob(x[0]).shape == (1,)
     again = P.Probe.from_tensors(probe.tensors())
     assert np.allclose(again.prob(x), probe.prob(x), atol=1e-5)  # float32 storage
+    # The engine's float32 evaluation, on float32 features as the hooks capture them.
+    x32 = x.astype(np.float32)
+    assert np.allclose(again.prob(x32, np.float32), again.prob(x32), atol=1e-5, rtol=0)
 
 
 def test_class_weights_balance_the_classes():
