@@ -1,7 +1,8 @@
 """Accuracy vs thinking tokens: a grid of control settings over HTTP, plus the oracle.
 
-    thinkctl bench accuracy                        # testbed test split, starts its own server
+    thinkctl bench accuracy --max-tokens 450       # testbed test split, starts its own server
     thinkctl bench accuracy --n 50 --out /tmp/b    # a smoke-sized run
+    thinkctl bench accuracy --model DIR --data questions.jsonl --max-tokens 8192
     thinkctl bench accuracy --base-url http://127.0.0.1:8000 --settings none budget:40
 
 Each request goes through the official `openai` client with its own seed. Rows are
@@ -42,7 +43,7 @@ from calibration.datasets import Dataset
 from probes import model_folder
 from probes.cues import cue_token_ids_of
 from probes.forced_exit import forced_exits
-from testbed import tasks
+from server import embedded
 
 DEFAULT_SETTINGS = (
     "none",
@@ -53,12 +54,13 @@ DEFAULT_SETTINGS = (
     *(f"lynx_effort:{level}" for level in ("low", "medium", "high")),
     *(f"lynx_risk:{e:g}" for e in (0.005, 0.01, 0.02)),
 )
-MAX_TOKENS = 450
+# The testbed's committed runs cut every trace at 450 tokens (`--max-tokens 450`); without
+# the flag no max_tokens is sent and the server allows what the model's context leaves.
 
 
 def _fields(setting: str) -> dict:
     """The setting's request fields, without the server's answer reserve: each setting is
-    measured alone, and MAX_TOKENS is the bench's own cut (the committed runs predate it)."""
+    measured alone, and --max-tokens is the bench's own cut (the committed runs predate it)."""
     body = parse_setting(setting)
     body["thinkctl"] = {**body.get("thinkctl", {}), "answer_reserve": 0}
     return body
@@ -105,6 +107,7 @@ def _done_keys(path: Path) -> set[tuple]:
 async def run_grid(
     base_url: str, api_key: str, model: str, settings: list[str], data: Dataset,
     samples: int, temperature: float, results: Path, concurrency: int,
+    max_tokens: int | None = None,
 ) -> None:  # fmt: skip
     client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2,
                                 timeout=600)  # fmt: skip
@@ -123,7 +126,7 @@ async def run_grid(
                 started = time.monotonic()
                 r = await client.chat.completions.create(
                     model=model, messages=[{"role": "user", "content": data.questions[i]}],
-                    max_tokens=MAX_TOKENS, temperature=temperature, seed=k * n + i,
+                    max_tokens=max_tokens, temperature=temperature, seed=k * n + i,
                     extra_body={**_fields(setting), "return_token_ids": setting == "none"},
                 )  # fmt: skip
             choice = r.choices[0]
@@ -186,8 +189,6 @@ def _model_dir(model: str) -> Path:
     """A model folder, or an embedded model's folder by name."""
     if (Path(model) / "config.json").is_file():
         return Path(model)
-    from server import embedded
-
     return embedded.ensure(model)
 
 
@@ -197,12 +198,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--base-url", help="a running thinkctl server (default: start one)")
     p.add_argument("--api-key", default=os.environ.get("THINKCTL_API_KEY", "none"))
-    p.add_argument("--model", default="testbed")
+    p.add_argument("--model", default="testbed", help="an embedded model's name or a folder")
     p.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS))
-    p.add_argument("--data", default="testbed",
+    p.add_argument("--data",
                    help="'testbed' (its test split) or a JSONL file of question/answer "
-                   "(math-verify checks the last \\boxed{})")  # fmt: skip
-    p.add_argument("--n", type=int, default=tasks.SPLIT_SIZES["test"], help="questions used")
+                   "(math-verify checks the last \\boxed{}); default: 'testbed' for the "
+                   "embedded testbeds, required otherwise")  # fmt: skip
+    p.add_argument("--n", type=int, help="questions used (default: all)")
+    p.add_argument("--max-tokens", type=int,
+                   help="per request (default: none sent; the server allows what the model's "
+                   "context leaves after the prompt)")  # fmt: skip
+    p.add_argument("--title", help="the plot's title (default: from the model and the data)")
     p.add_argument("--samples", type=int, default=1, help="samples per problem")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--concurrency", type=int, default=64)
@@ -210,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--probe", type=Path, help="LYNX probe for the server (default: MODEL/probe)")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
+    if args.data is None:
+        if args.model not in embedded.TESTBED_FOLDERS:
+            p.error(f"--data is required for {args.model!r} (a JSONL of question/answer)")
+        args.data = "testbed"
     args.out.mkdir(parents=True, exist_ok=True)
     full = datasets.load(args.data, split="test")
     data = Dataset(full.name, full.questions[: args.n], full.check)
@@ -224,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         proc, url = start_server(args.model, args.out / "serve.log", extra, eager=False)
     try:
         asyncio.run(run_grid(url, args.api_key, args.model, args.settings, data, args.samples,
-                             args.temperature, results, args.concurrency))  # fmt: skip
+                             args.temperature, results, args.concurrency,
+                             args.max_tokens))  # fmt: skip
     finally:
         if proc is not None:
             stop_server(proc)
@@ -235,12 +246,14 @@ def main(argv: list[str] | None = None) -> None:
     command = "thinkctl bench accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = report.summarise(rows)
     (args.out / "accuracy.json").write_text(json.dumps(summary["rows"], indent=2) + "\n")
+    source = "test split" if args.data == "testbed" else Path(args.data).name
+    title = args.title or f"Accuracy vs thinking tokens ({args.model}, {source})"
     meta = {"command": command.strip(), "temperature": args.temperature, "samples": args.samples,
-            "data": args.data, "problems": len(data.questions), "max_tokens": MAX_TOKENS,
-            "machine": platform.platform(),
+            "data": args.data, "problems": len(data.questions), "max_tokens": args.max_tokens,
+            "title": title, "machine": platform.platform(),
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     (args.out / "accuracy_run.json").write_text(json.dumps(meta, indent=2) + "\n")
-    report.plot(summary, args.out / "pareto.png")
+    report.plot(summary, args.out / "pareto.png", title)
     print(report.table(summary))
 
 

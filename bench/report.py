@@ -66,7 +66,7 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: dict, path: Path) -> None:
+def plot(summary: dict, path: Path, title: str = "Accuracy vs thinking tokens") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +74,7 @@ def plot(summary: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     _curves(ax, summary["rows"])
-    _finish(fig, ax, "Accuracy vs thinking tokens (testbed, test split)", path)
+    _finish(fig, ax, title, path)
 
 
 # One colour per curve family, so that compared models match by colour.

@@ -1,6 +1,7 @@
 """`thinkctl calibrate`: train and calibrate a LYNX probe for a model.
 
-    thinkctl calibrate --model testbed/model --data testbed --out testbed/model/probe
+    thinkctl calibrate --model M --data questions.jsonl --out DIR
+    thinkctl calibrate --model testbed --max-tokens 450 --answer-tokens 8 --out DIR
 
 Samples traces with vLLM (like the serving default), records the residual stream and
 the sampled-token confidence (probes/confidence.py) at every cue event inside the engine,
@@ -53,16 +54,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="Model folder (or 'testbed').")
     p.add_argument(
         "--data",
-        default="testbed",
-        help="'testbed' (its calibration split), 'testbed:N' (extended to N problems) or a "
-        "JSONL file",
+        help="a JSONL file of question/answer, 'testbed' (its calibration split) or "
+        "'testbed:N' (extended to N problems); default: 'testbed' for --model testbed, "
+        "required otherwise",
     )
     p.add_argument("--out", type=Path, required=True, help="Folder for the probe and report.")
     p.add_argument("--samples", type=int, default=4, help="Traces per question.")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-tokens", type=int, default=450, help="Per trace.")
-    p.add_argument("--answer-tokens", type=int, default=8, help="Decoded per forced exit.")
+    p.add_argument("--max-tokens", type=int,
+                   help="Per trace (default: what the model's context leaves after the prompt; "
+                   "the shipped testbed probes used 450).")  # fmt: skip
+    p.add_argument("--answer-tokens", type=int, default=32,
+                   help="Decoded per forced exit (the shipped testbed probes used 8).")  # fmt: skip
     p.add_argument("--layers", type=lambda s: tuple(int(x) for x in s.split(",")),
                    help="1-based decoder blocks (default: all of a small model, else ~L/3, "
                    "~4L/7, L)")  # fmt: skip
@@ -85,7 +89,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kv-cache-memory-bytes", type=int, default=1 << 30)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.data is None:
+        if args.model != "testbed":
+            p.error(f"--data is required for {args.model!r} (a JSONL of question/answer)")
+        args.data = "testbed"
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,11 +1,15 @@
 """A smoke-sized accuracy benchmark against the shared test server."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.accuracy import parse_setting
 from tests.conftest import API_KEY
+
+TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 
 
 def test_settings_parse_into_request_fields():
@@ -66,3 +70,37 @@ def test_math_equal_reads_the_last_boxed_answer():
     assert math_equal("so \\boxed{3} no, \\boxed{\\frac{1}{2}}", "0.5")
     assert math_equal("\\boxed{ 4 }", "5") is False
     assert math_equal("no box", "5") is None
+
+
+def test_a_model_folder_and_a_jsonl_run_with_long_max_tokens(tmp_path):
+    """The bench starts its own server on a model folder (the testbed's weights, its context
+    stretched so that 8192 new tokens fit: rotary positions need no new weights) and sends
+    max_tokens 8192 from the flag; the plot's title comes from the flag."""
+    model = tmp_path / "long-testbed"
+    model.mkdir()
+    for f in TESTBED.iterdir():
+        if f.is_file() and f.name not in ("effort.json", "metrics.json"):
+            shutil.copy(f, model / f.name)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 8448}))
+    data = tmp_path / "tiny.jsonl"
+    data.write_text(json.dumps({"question": "compute 3 ; A + 4", "answer": "7"}) + "\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "thinkctl", "bench", "accuracy", "--model", str(model),
+           "--data", str(data), "--max-tokens", "8192", "--settings", "none", "budget:20",
+           "--no-oracle", "--title", "long context", "--out", str(out)]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["setting"] for r in rows) == ["budget:20", "none"]
+    assert next(r for r in rows if r["setting"] == "budget:20")["thinking_tokens"] <= 20
+    run = json.loads((out / "accuracy_run.json").read_text())
+    assert run["max_tokens"] == 8192 and run["title"] == "long context"
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_data_is_required_for_a_model_that_is_not_a_testbed(tmp_path):
+    cmd = [sys.executable, "-m", "bench.accuracy", "--model", str(tmp_path), "--out",
+           str(tmp_path / "out")]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--data is required" in r.stderr

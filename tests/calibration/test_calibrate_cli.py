@@ -23,7 +23,8 @@ RISK_KEYS = {"epsilon", "alpha", "threshold", "savings", "accuracy", "resplit_lo
 def out(tmp_path_factory):
     out = tmp_path_factory.mktemp("probe")
     cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(TESTBED), "--out",
-           str(out), "--limit", "120", "--samples", "2", "--shard-size", "120"]  # fmt: skip
+           str(out), "--data", "testbed", "--limit", "120", "--samples", "2",
+           "--shard-size", "120", "--max-tokens", "450", "--answer-tokens", "8"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return out
@@ -70,7 +71,8 @@ def test_the_artifact_fits_the_testbed_and_has_an_effort_map(out):
 
 def test_rerun_reuses_finished_shards(out):
     cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(TESTBED), "--out",
-           str(out), "--limit", "120", "--samples", "2", "--shard-size", "120"]  # fmt: skip
+           str(out), "--data", "testbed", "--limit", "120", "--samples", "2",
+           "--shard-size", "120", "--max-tokens", "450", "--answer-tokens", "8"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "report.json").read_text())["reused_shards"] == 2
