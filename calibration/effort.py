@@ -18,7 +18,9 @@ from probes import model_folder
 from probes.effort_table import EFFORT_FILE, fit
 
 
-def natural_lengths(model: Path, prompts: list[str], temperature: float, seed: int) -> list[int]:
+def natural_lengths(
+    model: str | Path, prompts: list[str], temperature: float, seed: int
+) -> list[int]:
     """Thinking tokens of each prompt's natural run, through vLLM."""
     from engine.offline import OfflineEngine
 
@@ -48,7 +50,7 @@ def _prompts(data: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--model", required=True, help="a model folder or hub id")
     p.add_argument(
         "--data",
         default="testbed",
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help=f"default: MODEL/{EFFORT_FILE}")
+    p.add_argument("--out", type=Path, help=f"default: the model's calibration folder's "
+                   f"{EFFORT_FILE} (the model folder itself, else the cache by hub id), "
+                   "where `thinkctl serve` finds it")  # fmt: skip
     args = p.parse_args(argv)
     lengths = natural_lengths(args.model, _prompts(args.data), args.temperature, args.seed)
     table = fit(lengths)
@@ -69,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m calibration.effort "
         + shlex.join(sys.argv[1:] if argv is None else argv),
     }
-    out = args.out or args.model / EFFORT_FILE
+    out = args.out or model_folder.calibration_dir(args.model) / EFFORT_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=2) + "\n")
     print(json.dumps(table, indent=2))
 

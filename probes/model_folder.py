@@ -15,6 +15,7 @@ close sequence `[think_end, *inducer ids]` that every forced exit appends.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -27,6 +28,8 @@ ANSWER_INDUCER = "\nFinal Answer:"
 # Injected when the model tries to stop thinking below a minimum budget (s1).
 WAIT_STRING = "Wait"
 SETTINGS_FILE = "thinkctl.json"
+# What `thinkctl calibrate` leaves for `serve`, inside a calibration folder.
+CALIBRATION_FILES = ("effort.json", "probe")
 
 
 class FolderError(ValueError):
@@ -59,6 +62,27 @@ def local_folder(model: str | Path) -> Path | None:
     """`model` as a local folder, or None for a hub id."""
     path = Path(model)
     return path if path.is_dir() else None
+
+
+def cache_root() -> Path:
+    """thinkctl's cache: THINKCTL_CACHE, else ~/.cache/thinkctl."""
+    return Path(os.environ.get("THINKCTL_CACHE") or Path.home() / ".cache" / "thinkctl")
+
+
+def calibration_dir(model: str | Path, explicit: str | Path | None = None) -> Path:
+    """Where a model's calibration lives (CALIBRATION_FILES), for `serve` to find it by
+    itself: `explicit` (`--calibration DIR`) when given; else a local model folder itself
+    when it holds a calibration or can be written; else the cache, by model id
+    (`cache_root()/calibration/ORG--NAME` for the hub id ORG/NAME; a read-only folder by
+    its resolved path, '/' written as '--')."""
+    if explicit is not None:
+        return Path(explicit)
+    folder = local_folder(model)
+    if folder is not None:
+        if any((folder / f).exists() for f in CALIBRATION_FILES) or os.access(folder, os.W_OK):
+            return folder
+        model = str(folder.resolve()).strip("/")
+    return cache_root() / "calibration" / str(model).replace("/", "--")
 
 
 def read_settings(model: str | Path) -> dict[str, str]:

@@ -105,6 +105,13 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
         "vLLM's compile cache is off for this engine.",
     )
     g.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="DIR",
+        help="The model's calibration folder (its effort.json). Default: the model folder "
+        "itself, else THINKCTL_CACHE (~/.cache/thinkctl)/calibration/ORG--NAME for a hub id.",
+    )
+    g.add_argument(
         "--preset",
         metavar="ID",
         help="Apply this catalogue model's preset (`thinkctl models`) to --model, e.g. to a "
@@ -256,6 +263,15 @@ def conventions(args: argparse.Namespace, model: str, preset=None) -> Convention
         raise SystemExit(f"thinkctl: {exc}") from exc
 
 
+def _effort(model: str, calibration: Path | None) -> EffortMap:
+    effort = EffortMap.load(model, calibration)
+    if calibration is not None and not effort.calibrated:
+        raise SystemExit(f"thinkctl: --calibration {str(calibration)!r} holds no effort.json")
+    if effort.calibrated:
+        log.info("Effort calibration: %s", effort.source)
+    return effort
+
+
 def serve(args: argparse.Namespace) -> None:
     target = catalog.resolve(args.model_tag or args.model, args.preset,
                              not args.no_preset_instruction)  # fmt: skip
@@ -273,7 +289,7 @@ def serve(args: argparse.Namespace) -> None:
         api_keys=_api_keys(args),
         reasoning_field=args.reasoning_field,
         log_level=args.uvicorn_log_level,
-        effort=EffortMap.load(model),
+        effort=_effort(model, args.calibration),
         probe=probe,
         preset=preset,
         default_max_tokens=preset.entry.sampling.max_tokens if preset else None,

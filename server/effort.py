@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probes import effort_table
+from probes import effort_table, model_folder
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class EffortMap:
     points: tuple[tuple[float, int], ...] = ()  # (effort, budget), increasing; empty: uncalibrated
     natural_mean: float | None = None
     fractions: dict[str, float] = field(default_factory=dict)  # level -> effort, if calibrated
+    source: str | None = None  # the calibration folder it was read from
 
     @property
     def calibrated(self) -> bool:
@@ -39,10 +40,13 @@ class EffortMap:
         return self.points[-1][1]
 
     @classmethod
-    def load(cls, model: str | Path) -> EffortMap:
-        table = effort_table.read(model)
+    def load(cls, model: str | Path, calibration: str | Path | None = None) -> EffortMap:
+        """The table of `model`'s calibration folder (probes/model_folder.py: the model
+        folder itself, the cache by hub id, or `calibration` when given)."""
+        folder = model_folder.calibration_dir(model, calibration)
+        table = effort_table.read(folder)
         if table is None:
             return cls()
         points = tuple((float(e), int(b)) for e, b in table["points"])
         fractions = {k: float(v) for k, v in table["levels"].items()}
-        return cls(points, table.get("natural_mean_thinking_tokens"), fractions)
+        return cls(points, table.get("natural_mean_thinking_tokens"), fractions, str(folder))

@@ -23,7 +23,7 @@ import os
 import shutil
 from pathlib import Path
 
-from probes.model_folder import THINK_END, THINK_START
+from probes.model_folder import THINK_END, THINK_START, cache_root
 
 TESTBED = "testbed"
 TESTBED_CONCISE = "testbed-concise"
@@ -45,9 +45,8 @@ THINK_TEMPLATE = (
 
 
 def cache_dir() -> Path:
-    """Where converted models live (THINKCTL_CACHE, else ~/.cache/thinkctl)."""
-    root = os.environ.get("THINKCTL_CACHE") or Path.home() / ".cache" / "thinkctl"
-    return Path(root) / "models"
+    """Where converted models live (under probes/model_folder.py's cache root)."""
+    return cache_root() / "models"
 
 
 def _gguf_path() -> Path:

@@ -230,6 +230,7 @@ def effort_card(config: ServerConfig) -> dict:
     effort = config.effort
     return {
         "calibrated": effort.calibrated,
+        "calibration": effort.source,
         "policy": "budget",
         "natural_mean_thinking_tokens": effort.natural_mean,
         "levels": {

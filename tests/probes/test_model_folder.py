@@ -34,7 +34,7 @@ def _served_close(model: Path, tok) -> list[int]:
 def _calibration_close(model: Path, tok, tmp_path: Path) -> list[int]:
     from calibration.cli import parse, think_tokens
 
-    args = parse(["--model", str(model), "--out", str(tmp_path / "probe")])
+    args = parse(["--model", str(model), "--data", "q.jsonl", "--out", str(tmp_path / "probe")])
     return think_tokens(str(model), args, tok).close()
 
 
@@ -86,3 +86,31 @@ def test_delimiters_that_are_not_one_token_leave_the_model_non_thinking():
     assert not think.thinks
     with pytest.raises(FolderError, match="not one token"):
         think.close()
+
+
+def test_a_calibration_is_found_by_hub_id_in_the_cache_or_in_the_model_folder(
+    tmp_path, monkeypatch
+):
+    from probes.effort_table import EFFORT_FILE, fit
+    from server.effort import EffortMap
+
+    monkeypatch.setenv("THINKCTL_CACHE", str(tmp_path / "cache"))
+    # A hub id: the cache, by model id.
+    where = model_folder.calibration_dir("org/some-model")
+    assert where == tmp_path / "cache" / "calibration" / "org--some-model"
+    assert not EffortMap.load("org/some-model").calibrated
+    where.mkdir(parents=True)
+    (where / EFFORT_FILE).write_text(json.dumps(fit([40, 80, 120])))
+    found = EffortMap.load("org/some-model")
+    assert found.calibrated and found.source == str(where) and found.natural_mean == 80.0
+    # A writable model folder holds its own; an explicit folder wins over both.
+    folder = tmp_path / "model"
+    folder.mkdir()
+    assert model_folder.calibration_dir(folder) == folder
+    assert model_folder.calibration_dir(folder, where) == where
+    assert EffortMap.load(folder, where).calibrated and not EffortMap.load(folder).calibrated
+    # A read-only folder without one: the cache, by its resolved path (os.access stubbed:
+    # this suite may run as root, who can write anywhere).
+    monkeypatch.setattr(model_folder.os, "access", lambda path, mode: False)
+    key = str(folder.resolve()).strip("/").replace("/", "--")
+    assert model_folder.calibration_dir(folder) == where.parent / key

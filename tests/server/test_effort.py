@@ -33,3 +33,4 @@ async def test_numeric_effort_is_a_fraction_of_natural_thinking(aclient, client)
     assert 0.35 < half / natural < 0.65
     card = client.models.list().data[0].model_extra["thinkctl"]["effort"]
     assert card["calibrated"] and card["levels"]["medium"]["effort"] == 0.5
+    assert card["calibration"].endswith("testbed/model")  # the model folder's own table
