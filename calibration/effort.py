@@ -16,6 +16,7 @@ from pathlib import Path
 
 from probes import model_folder
 from probes.effort_table import EFFORT_FILE, fit
+from probes.features import tokenizer_sha256
 
 
 def natural_lengths(
@@ -72,6 +73,12 @@ def main(argv: list[str] | None = None) -> None:
         "median_thinking_tokens": statistics.median(lengths),
         "command": "python -m calibration.effort "
         + shlex.join(sys.argv[1:] if argv is None else argv),
+    }
+    from transformers import AutoTokenizer
+
+    # Which tokenizer the lengths were counted in: `serve` refuses the table for another.
+    table["model"] = {
+        "tokenizer_sha256": tokenizer_sha256(AutoTokenizer.from_pretrained(args.model))
     }
     out = args.out or model_folder.calibration_dir(args.model) / EFFORT_FILE
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -263,10 +263,22 @@ def conventions(args: argparse.Namespace, model: str, preset=None) -> Convention
         raise SystemExit(f"thinkctl: {exc}") from exc
 
 
-def _effort(model: str, calibration: Path | None) -> EffortMap:
+def _effort(model: str, calibration: Path | None, args: argparse.Namespace) -> EffortMap:
+    """The model's effort table, refused (before the engine starts) when it was counted in
+    another tokenizer's tokens."""
     effort = EffortMap.load(model, calibration)
     if calibration is not None and not effort.calibrated:
         raise SystemExit(f"thinkctl: --calibration {str(calibration)!r} holds no effort.json")
+    if effort.tokenizer_sha256 is not None:
+        from transformers import AutoTokenizer
+
+        from probes.features import tokenizer_sha256
+
+        tok = AutoTokenizer.from_pretrained(args.tokenizer or model,
+                                            trust_remote_code=args.trust_remote_code)  # fmt: skip
+        if tokenizer_sha256(tok) != effort.tokenizer_sha256:
+            raise SystemExit(f"thinkctl: refusing the effort table in {effort.source!r} for "
+                             f"{model!r}: it was made for another tokenizer")  # fmt: skip
     if effort.calibrated:
         log.info("Effort calibration: %s", effort.source)
     return effort
@@ -289,7 +301,7 @@ def serve(args: argparse.Namespace) -> None:
         api_keys=_api_keys(args),
         reasoning_field=args.reasoning_field,
         log_level=args.uvicorn_log_level,
-        effort=_effort(model, args.calibration),
+        effort=_effort(model, args.calibration, args),
         probe=probe,
         preset=preset,
         default_max_tokens=preset.entry.sampling.max_tokens if preset else None,

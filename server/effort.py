@@ -22,6 +22,7 @@ class EffortMap:
     natural_mean: float | None = None
     fractions: dict[str, float] = field(default_factory=dict)  # level -> effort, if calibrated
     source: str | None = None  # the calibration folder it was read from
+    tokenizer_sha256: str | None = None  # the tokenizer it was counted in, when recorded
 
     @property
     def calibrated(self) -> bool:
@@ -49,4 +50,5 @@ class EffortMap:
             return cls()
         points = tuple((float(e), int(b)) for e, b in table["points"])
         fractions = {k: float(v) for k, v in table["levels"].items()}
-        return cls(points, table.get("natural_mean_thinking_tokens"), fractions, str(folder))
+        return cls(points, table.get("natural_mean_thinking_tokens"), fractions, str(folder),
+                   table.get("model", {}).get("tokenizer_sha256"))  # fmt: skip

@@ -1,12 +1,19 @@
 """reasoning_effort and numeric effort on the calibrated testbed."""
 
 import asyncio
+import json
 import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from testbed import tasks
 from tests.conftest import MODEL
 
 PROBLEMS = tasks.held_out("test")[:28]
+TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 
 
 async def mean_thinking(aclient, **body) -> float:
@@ -34,3 +41,19 @@ async def test_numeric_effort_is_a_fraction_of_natural_thinking(aclient, client)
     card = client.models.list().data[0].model_extra["thinkctl"]["effort"]
     assert card["calibrated"] and card["levels"]["medium"]["effort"] == 0.5
     assert card["calibration"].endswith("testbed/model")  # the model folder's own table
+
+
+@pytest.mark.parametrize("damage", ["other_tokenizer", "no_table"])
+def test_an_effort_table_for_another_tokenizer_is_refused_at_start(tmp_path, damage):
+    cal = tmp_path / "calibration"
+    cal.mkdir()
+    if damage == "other_tokenizer":
+        table = json.loads((TESTBED / "effort.json").read_text())
+        table["model"]["tokenizer_sha256"] = "0" * 64
+        (cal / "effort.json").write_text(json.dumps(table))
+    r = subprocess.run([sys.executable, "-m", "thinkctl", "serve", "--model", MODEL,
+                        "--calibration", str(cal)], capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    assert r.returncode != 0
+    want = "made for another tokenizer" if damage == "other_tokenizer" else "holds no effort.json"
+    assert want in r.stderr, r.stderr[-2000:]
