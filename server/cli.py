@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -165,9 +166,21 @@ def _api_keys(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(keys)
 
 
+@functools.cache
+def _load_tokenizer(name: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+
+
+def _tokenizer(args: argparse.Namespace, model: str):
+    """The served model's tokenizer, loaded once for the start-up checks."""
+    return _load_tokenizer(args.tokenizer or model, bool(args.trust_remote_code))
+
+
 def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConfig:
     """The probe, checked against the model before the engine starts (a clear refusal)."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     from probes.artifact import ProbeArtifact, ProbeError
     from probes.features import model_facts
@@ -175,9 +188,7 @@ def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConf
     try:
         artifact = ProbeArtifact.load(folder)
         hf = AutoConfig.from_pretrained(model, trust_remote_code=args.trust_remote_code)
-        tok = AutoTokenizer.from_pretrained(args.tokenizer or model,
-                                            trust_remote_code=args.trust_remote_code)  # fmt: skip
-        artifact.check_model(model_facts(hf, tok))
+        artifact.check_model(model_facts(hf, _tokenizer(args, model)))
     except ProbeError as exc:
         raise SystemExit(f"thinkctl: refusing probe {str(folder)!r} for {model!r}: {exc}") from exc
     return ProbeConfig.from_artifact(str(folder.resolve()), artifact)
@@ -245,11 +256,7 @@ def _tool_parser(name: str | None, tokenizer):
 
 def _grammars_after_thinking(args: argparse.Namespace, engine_args, conv: Conventions) -> bool:
     """Whether structured outputs can wait for the end of thinking (engine/args.py)."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(args.tokenizer or args.model,
-                                        trust_remote_code=args.trust_remote_code)  # fmt: skip
-    think = model_folder.ThinkTokens.of(conv, tok)
+    think = model_folder.ThinkTokens.of(conv, _tokenizer(args, args.model))
     delims = (conv.think_start, conv.think_end) if think.thinks else None
     return engine_cli.grammars_wait_for_thinking(engine_args, delims)
 
@@ -270,13 +277,9 @@ def _effort(model: str, calibration: Path | None, args: argparse.Namespace) -> E
     if calibration is not None and not effort.calibrated:
         raise SystemExit(f"thinkctl: --calibration {str(calibration)!r} holds no effort.json")
     if effort.tokenizer_sha256 is not None:
-        from transformers import AutoTokenizer
-
         from probes.features import tokenizer_sha256
 
-        tok = AutoTokenizer.from_pretrained(args.tokenizer or model,
-                                            trust_remote_code=args.trust_remote_code)  # fmt: skip
-        if tokenizer_sha256(tok) != effort.tokenizer_sha256:
+        if tokenizer_sha256(_tokenizer(args, model)) != effort.tokenizer_sha256:
             raise SystemExit(f"thinkctl: refusing the effort table in {effort.source!r} for "
                              f"{model!r}: it was made for another tokenizer")  # fmt: skip
     if effort.calibrated:
