@@ -24,8 +24,7 @@ Each figure is the mean over `--steps` steps after a warm-up, less the harness's
 (appending each row's token, timed apart), and then the median over `--repeats` runs in
 which the arms take turns (this machine's speed drifts by a third within an hour). The
 hooks that capture hidden states run inside the model's forward pass and are not timed
-here. `--out DIR` writes
-`step_cost.json` and `step_cost.md`.
+here. `--out DIR` writes `step_cost.json` and `step_cost.md`.
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ class Probe:
     def prob(self, x: np.ndarray | torch.Tensor, dtype: type = np.float64) -> np.ndarray:
         """P(exiting here answers right) for features x of shape (d,) or (n, d), computed
         in `dtype`: float64 in calibration, float32 in the engine (the captured features'
-        own precision: no float64 copy of the batch at every step). The two agree to
-        about 1e-6 (tests/probes/test_probe.py)."""
+        own precision: no float64 copy of the batch at every step). The two agree within
+        1e-5 (tests/probes/test_probe.py)."""
         z = np.atleast_2d(np.asarray(x, dtype=dtype))
         layers = self._layers32 if dtype == np.float32 else self._layers
         for i, (w, b) in enumerate(layers):
