@@ -36,6 +36,11 @@ class Traces:
     correct: np.ndarray  # (t,) natural answer correct (1/0; malformed = 0)
     closed: np.ndarray  # (t,) thinking closed within the token limit
     events: Events
+    # (t, layers x hidden) the prompt's last-token features: the length predictor's input
+    prompt_features: np.ndarray | None = None
+    # Forced exits every `exit_every` thinking tokens besides the cues (`features` empty):
+    # where a budget cut between cues would answer, for replaying budgets.
+    grid: Events | None = None
 
 
 def _label(ok: bool | None) -> int:
@@ -68,8 +73,9 @@ class Generator:
         max_tokens: int,
         close_ids: list[int],
         answer_tokens: int,
+        exit_every: int = 0,
     ) -> Traces:
-        from engine.recorder import record_args
+        from engine.recorder import PROMPT_POSITION, record_args
 
         prompts = [self.prompt_ids(data.questions[q]) for q in questions]
         spec = self.spec
@@ -81,17 +87,25 @@ class Generator:
         outs = self.engine.generate(prompts, max_tokens, temperature, top_p, records)
         records = self.engine.take_records()
         end = self.spec.think_end_id
-        thinking, correct, closed, exits, feats = [], [], [], [], []
+        thinking, correct, closed, exits, feats, prompt_feats = [], [], [], [], [], []
         for i, (q, prompt, out) in enumerate(zip(questions, prompts, outs, strict=True)):
             ids = out.ids
             closed.append(end in ids)
             thinking.append(ids.index(end) if end in ids else len(ids))
             correct.append(int(bool(data.check(q, self.tok.decode(ids)))))
             for pos, raw in sorted(records.get(str(first_trace + i), [])):
+                if pos == PROMPT_POSITION:
+                    prompt_feats.append(np.frombuffer(raw, dtype=np.float32))
+                    continue
                 # The online exit happens after the cue is emitted: keep it in the prefix.
                 exits.append(ForcedExit(first_trace + i, pos, (*prompt, *ids[: pos + 1],
                                                                 *close_ids)))  # fmt: skip
                 feats.append(np.frombuffer(raw, dtype=np.float32))
+        n_cues = len(exits)
+        for i, (prompt, out) in enumerate(zip(prompts, outs, strict=True)):
+            for pos in range(exit_every - 1, thinking[i] if exit_every else 0, exit_every or 1):
+                exits.append(ForcedExit(first_trace + i, pos, (*prompt, *out.ids[: pos + 1],
+                                                               *close_ids)))  # fmt: skip
         answers = self.engine.greedy_ids([e.prompt_ids for e in exits], answer_tokens)
         labels = []
         for e, a in zip(exits, answers, strict=True):
@@ -99,17 +113,24 @@ class Generator:
             text = self.tok.decode(close_ids[1:] + a)  # the inducer opens the answer
             labels.append(_label(data.check(q, text)))
         dim = self.spec_dim()
+        if len(prompt_feats) != len(questions):
+            raise RuntimeError("the recorder missed a prompt's features")
+
+        def events(part: slice, features: np.ndarray) -> Events:
+            return Events(np.asarray([e.trace for e in exits[part]], dtype=np.int64),
+                          np.asarray([e.position for e in exits[part]], dtype=np.int64),
+                          np.asarray(labels[part], dtype=np.int64), features)  # fmt: skip
+
         return Traces(
             question=np.asarray(questions, dtype=np.int64),
             thinking_tokens=np.asarray(thinking, dtype=np.int64),
             correct=np.asarray(correct, dtype=np.int64),
             closed=np.asarray(closed, dtype=np.int64),
-            events=Events(
-                trace=np.asarray([e.trace for e in exits], dtype=np.int64),
-                position=np.asarray([e.position for e in exits], dtype=np.int64),
-                label=np.asarray(labels, dtype=np.int64),
-                features=np.stack(feats) if feats else np.zeros((0, dim), np.float32),
+            events=events(
+                slice(0, n_cues), np.stack(feats) if feats else np.zeros((0, dim), np.float32)
             ),
+            prompt_features=np.stack(prompt_feats),
+            grid=events(slice(n_cues, None), np.zeros((len(exits) - n_cues, 0), np.float32)),
         )
 
     def spec_dim(self) -> int:
@@ -124,6 +145,8 @@ def save(traces: Traces, path: Path) -> None:
         "correct": traces.correct, "closed": traces.closed,
         "events.trace": traces.events.trace, "events.position": traces.events.position,
         "events.label": traces.events.label, "events.features": traces.events.features,
+        "prompt_features": traces.prompt_features, "grid.trace": traces.grid.trace,
+        "grid.position": traces.grid.position, "grid.label": traces.grid.label,
     }  # fmt: skip
     tmp = path.with_suffix(".tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp)
@@ -134,10 +157,16 @@ def load(path: Path) -> Traces:
     from safetensors.numpy import load_file
 
     a = load_file(path)
+    if "grid.trace" not in a:
+        raise SystemExit(f"{path} was recorded before prompts' features and grid exits were; "
+                         "remove its folder to record anew")  # fmt: skip
     return Traces(
         a["question"], a["thinking_tokens"], a["correct"], a["closed"],
         Events(a["events.trace"], a["events.position"], a["events.label"],
                a["events.features"]),
+        a["prompt_features"],
+        Events(a["grid.trace"], a["grid.position"], a["grid.label"],
+               np.zeros((len(a["grid.trace"]), 0), np.float32)),
     )  # fmt: skip
 
 
@@ -150,6 +179,9 @@ def concat(parts: list[Traces]) -> Traces:
         cat(lambda p: p.closed),
         Events(cat(lambda p: p.events.trace), cat(lambda p: p.events.position),
                cat(lambda p: p.events.label), cat(lambda p: p.events.features)),
+        cat(lambda p: p.prompt_features),
+        Events(cat(lambda p: p.grid.trace), cat(lambda p: p.grid.position),
+               cat(lambda p: p.grid.label), cat(lambda p: p.grid.features)),
     )  # fmt: skip
 
 

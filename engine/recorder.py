@@ -5,7 +5,9 @@ controller: a cue's features are read at the decode step that processes the cue 
 the first step at which the request holds one more output token than before. Re-prefill
 after preemption never records (its logits rows are other tokens). With `"confidence"`
 in the record spec, each record ends with the sampled-token confidence since the
-previous cue (probes/confidence.py), computed by the same code the server runs.
+previous cue (probes/confidence.py), computed by the same code the server runs. The
+prompt's own features (its last token's, read at the prefill step that computes its first
+logits, as the server's length predictor reads them) are recorded at position -1.
 
 Runs inside vLLM's worker: `CueRecorder` is a logits processor that never changes the
 logits; `thinkctl_take_records` of thinkctl's worker extension hands the records back over
@@ -40,6 +42,9 @@ def record_args(key: str, cues: Iterable[int], end: int, confidence: bool) -> di
 
 # key -> [(output position of the cue, float32 feature bytes)]
 _RECORDS: dict[str, list[tuple[int, bytes]]] = {}
+# key -> the prompt's last-token features; a chunked prefill rewrites it until its last chunk
+_PROMPTS: dict[str, bytes] = {}
+PROMPT_POSITION = -1
 
 
 @dataclass
@@ -95,6 +100,8 @@ class CueRecorder(LogitsProcessor):
             n = len(row.output_ids)
             fresh = capture.is_fresh_step(n, row.seen)
             row.seen = n
+            if n == 0 and cap is not None:  # a prefill step: its logits row ends the chunk
+                _PROMPTS[row.key] = cap.row(index).cpu().numpy().astype(np.float32).tobytes()
             if row.closed or not fresh:
                 continue
             last = row.output_ids[n - 1]
@@ -110,7 +117,10 @@ class CueRecorder(LogitsProcessor):
 
 
 def take_records() -> dict[str, list[tuple[int, bytes]]]:
-    """The records since the last call, forgotten here."""
+    """The records since the last call (the prompt's at PROMPT_POSITION), forgotten here."""
     out = dict(_RECORDS)
+    for key, raw in _PROMPTS.items():
+        out[key] = [(PROMPT_POSITION, raw), *out.get(key, [])]
     _RECORDS.clear()
+    _PROMPTS.clear()
     return out

@@ -26,7 +26,7 @@ def test_a_probe_made_for_another_model_is_refused():
 @pytest.mark.engine
 def test_the_capture_records_at_cue_tokens_of_a_qwen3_model():
     from engine.offline import OfflineEngine
-    from engine.recorder import record_args
+    from engine.recorder import PROMPT_POSITION, record_args
 
     folder = str(cached_model("qwen3"))
     # The start-up check runs in the constructor: every hook wrote after one request.
@@ -39,7 +39,11 @@ def test_the_capture_records_at_cue_tokens_of_a_qwen3_model():
     (repeated,) = set(engine.greedy_ids([prompt], 4)[0])
     end = tok.convert_tokens_to_ids("</think>")
     out = engine.generate([prompt], 4, extra_args=[record_args("q", [repeated], end, True)])
-    records = engine.take_records()["q"]
+    (prompt_record, *records) = engine.take_records()["q"]
+    # The prompt's last token, read at the prefill step: the length predictor's input.
+    assert prompt_record[0] == PROMPT_POSITION
+    prompt_features = np.frombuffer(prompt_record[1], dtype=np.float32)
+    assert prompt_features.shape == (2 * 64,) and np.abs(prompt_features).sum() > 0
     # Features are read at the step that processes a cue, so the last token has none.
     cue_positions = [i for i, t in enumerate(out[0].ids[:-1]) if t == repeated]
     assert cue_positions and sorted(pos for pos, _ in records) == cue_positions
