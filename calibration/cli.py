@@ -1,6 +1,6 @@
-"""`thinkctl calibrate`: train and calibrate a LYNX probe for a model.
+"""`thinkctl calibrate`: everything `thinkctl serve` uses for a model, in one run.
 
-    thinkctl calibrate --model M --data questions.jsonl --out DIR
+    thinkctl calibrate --model M --data questions.jsonl
     thinkctl calibrate --model testbed --max-tokens 450 --answer-tokens 8 --out DIR
 
 Samples traces with vLLM (like the serving default), records the residual stream and
@@ -8,13 +8,18 @@ the sampled-token confidence (probes/confidence.py) at every cue event inside th
 labels events by forced exits, trains the probe (on the hidden state alone and with the
 confidence, keeping what validates better unless --confidence says which),
 computes the conformal scores, maps effort onto (delta, cap), and writes the probe
-artifact plus report.json / report.md / plots into OUT. Finished trace shards in
-OUT/work are reused when the command is run again.
+artifact plus report.json / report.md / plots into OUT. From the same traces it fits the
+effort table, the length predictors (from the prompt's features, recorded by the same
+hooks) and per-query effort (calibration/length.py), written into the model's calibration
+folder, where `thinkctl serve --model M` finds them (probes/model_folder.calibration_dir;
+OUT defaults to its `probe/`). Finished trace shards in OUT/work are reused when the
+command is run again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -23,11 +28,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from calibration import datasets, lynx, report, risk, traces
-from probes import model_folder
+from calibration import datasets, length, lynx, report, risk, traces
+from probes import effort_table, length_predictor, model_folder
 from probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta, RiskPoint
 from probes.cues import DEFAULT_CUES, cue_token_ids_of
-from probes.effort_table import GRID
+from probes.effort_table import GRID, LEVELS
 from probes.features import FeatureSpec, default_layers, model_facts
 from probes.model_folder import ThinkTokens
 
@@ -35,6 +40,7 @@ DELTAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 # --confidence -> candidate probe inputs (True: hidden state + confidence value)
 CONFIDENCE = {"auto": (False, True), "on": (True,), "off": (False,)}
 DEFAULT_DELTA = 0.05
+REPORTED_EFFORTS = (0.3, 0.5, 0.7)  # the report's global-vs-per-query rows, with the levels
 
 
 def _model_path(model: str) -> str:
@@ -58,7 +64,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "'testbed:N' (extended to N problems); default: 'testbed' for --model testbed, "
         "required otherwise",
     )
-    p.add_argument("--out", type=Path, required=True, help="Folder for the probe and report.")
+    p.add_argument("--out", type=Path, help="Folder for the probe and report (default: "
+                   "the calibration folder's probe/).")  # fmt: skip
+    p.add_argument("--calibration", type=Path, help="Folder for effort.json and the length "
+                   "predictor (default: the model folder when writable, else the cache by "
+                   "model id: where `thinkctl serve` looks).")  # fmt: skip
     p.add_argument("--samples", type=int, default=4, help="Traces per question.")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=1.0)
@@ -67,6 +77,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    "the shipped testbed probes used 450).")  # fmt: skip
     p.add_argument("--answer-tokens", type=int, default=32,
                    help="Decoded per forced exit (the shipped testbed probes used 8).")  # fmt: skip
+    p.add_argument("--exit-every", type=int, default=0,
+                   help="Also force an exit every N thinking tokens (labels only: budgets "
+                   "replay and sufficient lengths between cues; default: cues only).")  # fmt: skip
     p.add_argument("--layers", type=lambda s: tuple(int(x) for x in s.split(",")),
                    help="1-based decoder blocks (default: all of a small model, else ~L/3, "
                    "~4L/7, L)")  # fmt: skip
@@ -123,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     data = datasets.load(args.data)
     if args.limit:
         data = datasets.Dataset(data.name, data.questions[: args.limit], data.check)
+    folder = args.calibration or model_folder.calibration_dir(model)
+    args.out = args.out or folder / "probe"
     args.out.mkdir(parents=True, exist_ok=True)
 
     def make_generator() -> traces.Generator:
@@ -132,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     tr, reused = traces.generate(
         make_generator, data, args.samples, args.out / "work", args.shard_size,
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        close_ids=close_ids, answer_tokens=args.answer_tokens,
+        close_ids=close_ids, answer_tokens=args.answer_tokens, exit_every=args.exit_every,
     )  # fmt: skip
     if tr.events.features.shape[1] != spec.dim(facts.hidden_size):
         raise SystemExit(
@@ -141,13 +156,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{spec.dim(facts.hidden_size)}); remove it to record anew"
         )
     result = fit_and_report(tr, len(data.questions), spec, facts, args, model)
+    result["length"] = effort_and_length(tr, len(data.questions), spec, facts, args, folder)
     result["seconds"] = round(time.time() - t0, 1)
     result["reused_shards"] = reused
     artifact = result.pop("artifact")
     p_test, y_test = result.pop("test")
     artifact.save(args.out)
     report.write(args.out, result, p_test, y_test)
-    print(f"wrote {args.out}/probe.json, probe.safetensors, report.json, report.md")
+    print(f"wrote {args.out}/probe.json, probe.safetensors, report.json, report.md; "
+          f"{folder}/{effort_table.EFFORT_FILE}, {length_predictor.SUBFOLDER}/")  # fmt: skip
     print((args.out / "report.md").read_text())
 
 
@@ -234,6 +251,35 @@ def fit_and_report(
                      "its question's highest class-0 score clears q0",
         "risk_method": risk.METHOD, "risk": risk_rows,
     }  # fmt: skip
+
+
+def effort_and_length(
+    tr: traces.Traces, n_questions: int, spec: FeatureSpec, facts, args, folder: Path
+) -> dict:
+    """The effort table, the length predictors and per-query effort, written into `folder`
+    (calibration/length.py); what the report says of them."""
+    masks = lynx.split_questions(n_questions, args.seed)
+    split = {k: m[tr.question] for k, m in masks.items()}
+    rp = length.Replay.of(tr)
+    made = {"tokenizer_sha256": facts.tokenizer_sha256, "command": args.command}
+    predictor, quality = length.fit_predictor(tr.prompt_features, length.targets(rp), split,
+                                              spec.layers, facts.hidden_size, made)  # fmt: skip
+    pred = predictor.predict(tr.prompt_features[:, predictor.columns(spec.layers)])
+    table = effort_table.fit(tr.thinking_tokens)
+    grid = [(e, b) for e, b in table["points"] if 0 < e < 1]
+    points = length.fit_policy(rp, np.flatnonzero(split["cal"]), pred, grid)
+    where = f"{length_predictor.SUBFOLDER}/{length_predictor.META_FILE}"
+    table["per_query"] = {"predictor": where, "points": [q.as_json() for q in points]}
+    table["calibration"] = {"command": args.command, "data": args.data,
+                            "n": int(len(tr.question)), "temperature": args.temperature,
+                            "seed": args.seed}  # fmt: skip
+    table["model"] = {"tokenizer_sha256": facts.tokenizer_sha256}
+    predictor.save(folder / length_predictor.SUBFOLDER)
+    (folder / effort_table.EFFORT_FILE).write_text(json.dumps(table, indent=2) + "\n")
+    efforts = sorted({*REPORTED_EFFORTS, *(v for v in LEVELS.values() if 0 < v < 1)})
+    test = length.compare(rp, np.flatnonzero(split["test"]), pred, points, grid, tuple(efforts))
+    return {"folder": str(folder), "layers": list(predictor.layers), **quality,
+            "effort_test": test}  # fmt: skip
 
 
 def _risk(tr, trace_split: dict, train_scores, p_all, args) -> tuple[list, dict, dict]:

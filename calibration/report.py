@@ -145,8 +145,38 @@ def markdown(report: dict, images: list[str]) -> str:
             f"| {e['effort']} | {th} | {e['max_thinking_tokens']} | {cert} "
             f"| {t['mean_thinking_tokens']:.1f} | {t['share_of_natural']:.2f} | {acc} |"
         )
-    lines += ["", *[f"![{name}]({name})" for name in images], ""]
+    lines += ["", *_length(report), *[f"![{name}]({name})" for name in images], ""]
     return "\n".join(lines)
+
+
+def _length(report: dict) -> list[str]:
+    """The length predictors and per-query effort (calibration/length.py)."""
+    ln = report.get("length")
+    if not ln:
+        return []
+    rho = ln["spearman_test"]
+    lines = [
+        f"Length predictors (`{ln['folder']}`): ridge on the prompt's last-token features of "
+        f"blocks {ln['layers']} (chosen on the cal questions; validation Spearman ρ of "
+        f"natural, sufficient by blocks: {ln['spearman_validation_by_layers']}). Held-out "
+        f"Spearman ρ with the natural length **{rho['natural']:.3f}**, with the sufficient "
+        f"length **{rho['sufficient']:.3f}**.",
+        "",
+        "Effort, replayed on the held-out test traces (a trace is cut at its budget and "
+        "answers as its last forced exit before it did, at a cue or on the `--exit-every` "
+        "grid): the global cap against per-query budgets (a budget per bin of predicted "
+        "natural length, probes/effort_table.QueryBudget, chosen on the cal questions at no "
+        "more spend than the global cap):",
+        "",
+        "| effort | global: accuracy | mean thinking | per-query: accuracy | mean thinking |",
+        "|---|---|---|---|---|",
+    ]
+    for r in ln["effort_test"]:
+        lines.append(
+            f"| {r['effort']} | {r['global_accuracy']:.3f} | {r['global_thinking_tokens']:.1f} "
+            f"| {r['per_query_accuracy']:.3f} | {r['per_query_thinking_tokens']:.1f} |"
+        )
+    return [*lines, ""]
 
 
 def _ceiling(report: dict) -> list[str]:

@@ -9,14 +9,21 @@ lengths L_i, the budget for effort e is the smallest b with
 (a cap at b leaves short traces alone and cuts long ones to b), so on that set effort e
 spends e of the natural mean. Budgets are non-decreasing in e by construction.
 
-Written by calibration (`python -m calibration.effort`) as `effort.json` in the model
-folder; read by the server. Plain JSON, never pickle.
+**Per-query effort** (`per_query` in the table, when a length predictor was calibrated):
+effort e gives each query its own budget from its predicted natural length
+(probes/length_predictor.py), `QueryBudget`, chosen on calibration questions to answer best
+at no more spend than the global cap for the same e (calibration/length.py).
+
+Written by calibration (`thinkctl calibrate`, or `python -m calibration.effort` for the
+global table alone) as `effort.json` in the model's calibration folder; read by the server.
+Plain JSON, never pickle.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +76,41 @@ def read(folder: str | Path) -> dict | None:
     if not all(0 <= e <= 1 for e in efforts) or min(budgets) < 0:
         raise ValueError(f"{path}: efforts must lie in [0, 1] and budgets be >= 0")
     return table
+
+
+@dataclass(frozen=True)
+class QueryBudget:
+    """Effort e's budget for one query: a table over its predicted natural thinking length,
+    `budgets[k]` for predictions in bin k of `edges` (tokens, ascending; bin 0 below the
+    first edge). Chosen per bin on calibration questions (calibration/length.py), so it can
+    give a bin its sufficient length, or nothing at all where a right answer is out of reach
+    at that effort. No edges: one budget, the global cap as a member of the family."""
+
+    effort: float
+    edges: tuple[float, ...]
+    budgets: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.budgets) != len(self.edges) + 1 or min(self.budgets) < 0:
+            raise ValueError("a per-query point needs len(edges) + 1 budgets, all >= 0")
+        if list(self.edges) != sorted(self.edges):
+            raise ValueError("a per-query point's edges must ascend")
+
+    def budgets_for(self, log_natural: np.ndarray) -> np.ndarray:
+        """Budgets of predictions log(1 + natural tokens)."""
+        k = np.searchsorted(np.asarray(self.edges), np.expm1(np.asarray(log_natural)), "right")
+        return np.asarray(self.budgets, dtype=np.float64)[k]
+
+    def budget(self, log_natural: float) -> int:
+        return int(self.budgets_for(np.array([log_natural]))[0])
+
+    def as_json(self) -> dict:
+        return {"effort": self.effort, "edges": list(self.edges), "budgets": list(self.budgets)}
+
+
+def query_points(table: dict) -> tuple[QueryBudget, ...]:
+    """The per-query points of a table (empty without them), by increasing effort."""
+    rows = (table.get("per_query") or {}).get("points") or []
+    points = (QueryBudget(float(r["effort"]), tuple(map(float, r["edges"])),
+                          tuple(map(int, r["budgets"]))) for r in rows)  # fmt: skip
+    return tuple(sorted(points, key=lambda q: q.effort))

@@ -1,14 +1,17 @@
-"""`thinkctl calibrate`, smoke-sized, end to end on the testbed (real vLLM engine)."""
+"""`thinkctl calibrate`, smoke-sized, end to end on the testbed (real vLLM engine): from a
+model folder with no calibration to a server that uses what it wrote, with no flag."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import openai
 import pytest
 
 from probes.artifact import ProbeArtifact
 from probes.features import model_facts
+from testbed import tasks
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 KEYS = {"delta", "n_cal_class0", "premature_exit_rate_event", "premature_exit_rate_trajectory",
@@ -19,15 +22,29 @@ RISK_KEYS = {"epsilon", "alpha", "threshold", "savings", "accuracy", "resplit_lo
              "resplit_share_over_epsilon"}  # fmt: skip
 
 
+def calibrate(model: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(model),
+           "--data", "testbed", "--limit", "120", "--samples", "2",
+           "--shard-size", "120", "--max-tokens", "450", "--answer-tokens", "8",
+           "--exit-every", "16"]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("probe")
-    cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(TESTBED), "--out",
-           str(out), "--data", "testbed", "--limit", "120", "--samples", "2",
-           "--shard-size", "120", "--max-tokens", "450", "--answer-tokens", "8"]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+def model(tmp_path_factory) -> Path:
+    """The testbed's model without its calibration, calibrated from scratch into itself."""
+    model = tmp_path_factory.mktemp("model")
+    for item in TESTBED.iterdir():
+        if item.is_file() and item.name != "effort.json":
+            (model / item.name).symlink_to(item)
+    r = calibrate(model)
     assert r.returncode == 0, r.stderr[-3000:]
-    return out
+    return model
+
+
+@pytest.fixture(scope="module")
+def out(model) -> Path:
+    return model / "probe"  # the default: the calibration folder's probe/
 
 
 def test_writes_artifact_report_and_plots(out):
@@ -69,10 +86,42 @@ def test_the_artifact_fits_the_testbed_and_has_an_effort_map(out):
     assert [p.epsilon for p in art.meta.risk] == sorted(p.epsilon for p in art.meta.risk)
 
 
-def test_rerun_reuses_finished_shards(out):
-    cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(TESTBED), "--out",
-           str(out), "--data", "testbed", "--limit", "120", "--samples", "2",
-           "--shard-size", "120", "--max-tokens", "450", "--answer-tokens", "8"]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+def test_the_effort_table_and_length_predictor_are_written_beside_the_model(model, out):
+    table = json.loads((model / "effort.json").read_text())
+    points = table["per_query"]["points"]
+    assert [p["effort"] for p in points] == [e for e, _ in table["points"] if 0 < e < 1]
+    assert table["model"]["tokenizer_sha256"] == json.loads(
+        (model / "length" / "predictor.json").read_text())["tokenizer_sha256"]  # fmt: skip
+    length = json.loads((out / "report.json").read_text())["length"]
+    assert set(length["spearman_test"]) == {"natural", "sufficient"}
+    assert -1 <= length["spearman_test"]["natural"] <= 1
+    assert [r["effort"] for r in length["effort_test"]] == [0.1, 0.25, 0.3, 0.5, 0.7, 0.75, 0.9]
+    assert "Length predictors" in (out / "report.md").read_text()
+
+
+def test_serve_uses_the_calibration_with_no_flag(model, tmp_path):
+    from bench.server_process import start_server, stop_server
+
+    proc, url = start_server(str(model), tmp_path / "serve.log")
+    try:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
+        card = client.models.list().data[0].model_extra["thinkctl"]["effort"]
+        assert card["calibration"] == str(model) and card["policy"] == "per_query"
+        prompt = tasks.held_out("test")[0].prompt()
+        r = client.chat.completions.create(
+            model=str(model), messages=[{"role": "user", "content": prompt}], max_tokens=450,
+            extra_body={"thinkctl": {"effort": 0.7}},
+        )  # fmt: skip
+        (event,) = [e for e in r.choices[0].model_extra["thinkctl"]["events"]
+                    if e["reason"] == "query_budget"]  # fmt: skip
+        assert event["effort"] == 0.7 and event["predicted_natural_tokens"] > 0
+        assert r.choices[0].model_extra["thinkctl"]["thinking_tokens"] <= event[
+            "max_thinking_tokens"]  # fmt: skip
+    finally:
+        stop_server(proc)
+
+
+def test_rerun_reuses_finished_shards(model, out):
+    r = calibrate(model)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "report.json").read_text())["reused_shards"] == 2
