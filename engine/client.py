@@ -62,9 +62,15 @@ class Engine:
         self._llm, self._collector = llm, collector
 
     @classmethod
-    def start(cls, engine_args: Any, probe_dir: str | None, layers: Sequence[int]) -> Engine:
+    def start(
+        cls,
+        engine_args: Any,
+        probe_dir: str | None,
+        layers: Sequence[int],
+        length_dir: str | None = None,
+    ) -> Engine:
         """thinkctl's engine (engine/launch.py): its logits processors and worker extension."""
-        return cls(*start_engine(engine_args, probe_dir, layers))
+        return cls(*start_engine(engine_args, probe_dir, layers, length_dir))
 
     @property
     def tokenizer(self) -> Any:

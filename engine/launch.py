@@ -12,7 +12,7 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from engine.probe_runtime import PROBE_ENV
+from engine.probe_runtime import LENGTH_ENV, PROBE_ENV
 from engine.trace_channel import ADDR_ENV, EventCollector
 from probes import capture
 
@@ -26,7 +26,10 @@ WORKER_EXTENSION = "engine.worker.ThinkctlWorkerExtension"
 
 
 def start_engine(
-    engine_args: AsyncEngineArgs, probe_dir: str | None = None, layers: Sequence[int] = ()
+    engine_args: AsyncEngineArgs,
+    probe_dir: str | None = None,
+    layers: Sequence[int] = (),
+    length_dir: str | None = None,
 ) -> tuple[AsyncLLM, EventCollector]:
     """Create the engine and the collector of its control events.
 
@@ -35,15 +38,18 @@ def start_engine(
       logits-processor API differs from the v1 one that CPU builds (and CI) run; pinning
       v1 everywhere means what CI tests is what GPUs run.
     - the control-event channel's address (trace_channel.py);
-    - the LYNX probe's folder, which the logits processor loads (probe_runtime.py), and
-      the probe's `layers`, which the worker hooks as soon as the model has loaded, before
-      vLLM compiles it (probes/capture.py).
+    - the LYNX probe's and the length predictor's folders, which the logits processor
+      loads (probe_runtime.py), and the `layers` they read, which the worker hooks as soon
+      as the model has loaded, before vLLM compiles it (probes/capture.py).
     """
     os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
-    for key in (PROBE_ENV, capture.LAYERS_ENV):
+    for key in (PROBE_ENV, LENGTH_ENV, capture.LAYERS_ENV):
         os.environ.pop(key, None)
-    if probe_dir:
-        os.environ.update({PROBE_ENV: probe_dir, **capture.environment(layers)})
+    if layers:
+        os.environ.update(capture.environment(layers))
+    for key, folder in ((PROBE_ENV, probe_dir), (LENGTH_ENV, length_dir)):
+        if folder:
+            os.environ[key] = folder
     collector = EventCollector()
     os.environ[ADDR_ENV] = collector.addr
     processors = list(engine_args.logits_processors or [])

@@ -61,7 +61,7 @@ class ThinkctlLogitsProcessor(LogitsProcessor):
         # Every tensor-parallel rank runs this processor on the same logits and takes the
         # same decisions; only the first reports them, so each event counts once.
         self._sender = EventSender.from_env() if _first_tp_rank() else None
-        self.batch = BatchControl(probe_runtime.from_env())
+        self.batch = BatchControl(probe_runtime.from_env(), probe_runtime.length_from_env())
 
     def is_argmax_invariant(self) -> bool:
         # Forcing and banning change which token wins, so this must also run for

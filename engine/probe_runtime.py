@@ -1,8 +1,9 @@
-"""The LYNX probe as the engine's worker holds it (loaded once per worker process).
+"""The LYNX probe and the length predictor as the engine's worker holds them (loaded once
+per worker process).
 
-The server sets `THINKCTL_PROBE_DIR` before the engine starts (spawned processes inherit
-it); the logits processor loads the artifact from there, and the worker extension
-installs the hooks that capture its features (probes/capture.py).
+The server sets `THINKCTL_PROBE_DIR` and `THINKCTL_LENGTH_DIR` before the engine starts
+(spawned processes inherit them); the logits processor loads the artifacts from there, and
+the worker extension installs the hooks that capture their features (probes/capture.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import os
 import numpy as np
 import torch
 
+from probes import capture
 from probes.artifact import ProbeArtifact
+from probes.length_predictor import LengthPredictor
 
 PROBE_ENV = "THINKCTL_PROBE_DIR"
+LENGTH_ENV = "THINKCTL_LENGTH_DIR"
 
 
 class LoadedProbe:
@@ -45,3 +49,23 @@ class LoadedProbe:
 def from_env() -> LoadedProbe | None:
     folder = os.environ.get(PROBE_ENV)
     return LoadedProbe(ProbeArtifact.load(folder)) if folder else None
+
+
+class LoadedLength:
+    """`server.controllers.batch.LengthRuntime` over a length predictor, reading its
+    blocks out of the features the engine captures."""
+
+    def __init__(self, predictor: LengthPredictor, captured: tuple[int, ...]) -> None:
+        self.predictor = predictor
+        self._columns = torch.from_numpy(predictor.columns(captured))
+
+    def predict(self, features: torch.Tensor) -> np.ndarray:
+        x = features.index_select(1, self._columns.to(features.device))
+        return self.predictor.predict(x.detach().cpu().numpy())
+
+
+@functools.cache
+def length_from_env() -> LoadedLength | None:
+    folder = os.environ.get(LENGTH_ENV)
+    predictor = LengthPredictor.load(folder) if folder else None
+    return LoadedLength(predictor, capture.layers_from_env()) if predictor else None

@@ -204,18 +204,22 @@ async def _serve(config: ServerConfig, engine_args) -> None:
     from server.limits import Admission
     from server.model_info import ModelInfo
 
-    probe = config.probe
+    probe, effort = config.probe, config.effort
+    # The engine captures the probe's blocks, else the length predictor's (which a probe's
+    # must then include: checked at start-up, _effort).
+    layers = tuple(probe.summary["layers"]) if probe else effort.length_layers
+    length_dir = effort.length_dir
     try:
-        engine = Engine.start(engine_args, probe and probe.path,
-                              probe.summary["layers"] if probe else ())  # fmt: skip
+        engine = Engine.start(engine_args, probe and probe.path, layers, length_dir)
     except Exception as exc:
         raise _cannot_start(engine_args.model, exc) from exc
     try:
-        if probe is not None:
+        if layers:
             try:
                 await engine.check_capture()
             except RuntimeError as exc:
-                raise SystemExit(f"thinkctl: refusing probe {probe.path!r}: {exc}") from exc
+                what = f"probe {probe.path!r}" if probe else f"length predictor in {length_dir!r}"
+                raise SystemExit(f"thinkctl: refusing {what}: {exc}") from exc
         think = model_folder.ThinkTokens.of(config.conventions, engine.tokenizer)
         info = ModelInfo(config.model_name, think, engine.max_model_len,
                          _tool_parser(config.tool_call_parser, engine.tokenizer))  # fmt: skip
@@ -270,10 +274,21 @@ def conventions(args: argparse.Namespace, model: str, preset=None) -> Convention
         raise SystemExit(f"thinkctl: {exc}") from exc
 
 
-def _effort(model: str, calibration: Path | None, args: argparse.Namespace) -> EffortMap:
+def _effort(
+    model: str, calibration: Path | None, args: argparse.Namespace, probe: ProbeConfig | None
+) -> EffortMap:
     """The model's effort table, refused (before the engine starts) when it was counted in
-    another tokenizer's tokens."""
+    another tokenizer's tokens, or when its length predictor reads blocks the probe's
+    capture does not hold."""
     effort = EffortMap.load(model, calibration)
+    if effort.per_query and probe is not None:
+        missing = set(effort.length_layers) - set(probe.summary["layers"])
+        if missing:
+            raise SystemExit(
+                f"thinkctl: the length predictor in {effort.source!r} reads blocks "
+                f"{sorted(missing)}, which the probe does not capture (it reads "
+                f"{probe.summary['layers']}); calibrate both in one run"
+            )
     if calibration is not None and not effort.calibrated:
         raise SystemExit(f"thinkctl: --calibration {str(calibration)!r} holds no effort.json")
     if effort.tokenizer_sha256 is not None:
@@ -283,7 +298,8 @@ def _effort(model: str, calibration: Path | None, args: argparse.Namespace) -> E
             raise SystemExit(f"thinkctl: refusing the effort table in {effort.source!r} for "
                              f"{model!r}: it was made for another tokenizer")  # fmt: skip
     if effort.calibrated:
-        log.info("Effort calibration: %s", effort.source)
+        policy = "per query, with a length predictor" if effort.per_query else "global cap"
+        log.info("Effort calibration: %s (%s)", effort.source, policy)
     return effort
 
 
@@ -304,7 +320,7 @@ def serve(args: argparse.Namespace) -> None:
         api_keys=_api_keys(args),
         reasoning_field=args.reasoning_field,
         log_level=args.uvicorn_log_level,
-        effort=_effort(model, args.calibration, args),
+        effort=_effort(model, args.calibration, args, probe),
         probe=probe,
         preset=preset,
         default_max_tokens=preset.entry.sampling.max_tokens if preset else None,

@@ -4,7 +4,9 @@ decided in server/plan.py).
 A calibrated model folder holds an effort table (probes/effort_table.py): budgets for a
 grid of efforts e in [0, 1] such that, on the calibration set, effort e spends about
 e x the natural mean thinking length, plus the fraction each of OpenAI's
-`reasoning_effort` levels stands for.
+`reasoning_effort` levels stands for. Where `thinkctl calibrate` also fitted a length
+predictor, the table holds per-query points too (probes/effort_table.QueryBudget): each
+query's budget from its predicted natural length, which the engine computes at prefill.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probes import effort_table, model_folder
+from probes import effort_table, length_predictor, model_folder
+from probes.effort_table import QueryBudget
+from probes.length_predictor import LengthPredictor
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,23 @@ class EffortMap:
     fractions: dict[str, float] = field(default_factory=dict)  # level -> effort, if calibrated
     source: str | None = None  # the calibration folder it was read from
     tokenizer_sha256: str | None = None  # the tokenizer it was counted in, when recorded
+    # Per-query points, by increasing effort, and the predictor they need (both or neither).
+    query: tuple[QueryBudget, ...] = ()
+    length_layers: tuple[int, ...] = ()  # the blocks the predictor reads
+
+    @property
+    def length_dir(self) -> str | None:
+        """The length predictor's folder, when effort is per query."""
+        folder = Path(self.source or ".") / length_predictor.SUBFOLDER
+        return str(folder.resolve()) if self.query else None
+
+    @property
+    def per_query(self) -> bool:
+        return bool(self.query)
+
+    def query_budget(self, effort: float) -> QueryBudget:
+        """The per-query point nearest `effort` (the grid's step is 0.05)."""
+        return min(self.query, key=lambda q: abs(q.effort - effort))
 
     @property
     def calibrated(self) -> bool:
@@ -50,5 +71,8 @@ class EffortMap:
             return cls()
         points = tuple((float(e), int(b)) for e, b in table["points"])
         fractions = {k: float(v) for k, v in table["levels"].items()}
+        predictor = LengthPredictor.load(folder / length_predictor.SUBFOLDER)
+        query = effort_table.query_points(table) if predictor is not None else ()
         return cls(points, table.get("natural_mean_thinking_tokens"), fractions, str(folder),
-                   table.get("model", {}).get("tokenizer_sha256"))  # fmt: skip
+                   table.get("model", {}).get("tokenizer_sha256"), query,
+                   predictor.layers if query else ())  # fmt: skip

@@ -255,13 +255,13 @@ def _forced_count(event: ControlEvent, n_out: int) -> int:
 
 def _event_out(e: ControlEvent, forced: int) -> ControlEventOut:
     detail = dict(e.detail)
-    cue, floor = detail.get("cue_index"), detail.get("min_thinking")
+    ints = {k: int(detail[k]) for k in ("cue_index", "min_thinking", "max_thinking_tokens")
+            if detail.get(k) is not None}  # fmt: skip
+    floats = ("score", "delta", "threshold", "max_accuracy_loss", "effort",
+              "predicted_natural_tokens", "predicted_sufficient_tokens")  # fmt: skip
     return ControlEventOut(
         controller=e.controller, reason=e.reason, at=e.at, forced_tokens=forced,
-        cue_index=None if cue is None else int(cue), score=detail.get("score"),
-        delta=detail.get("delta"), threshold=detail.get("threshold"),
-        max_accuracy_loss=detail.get("max_accuracy_loss"),
-        min_thinking=None if floor is None else int(floor),
+        **{k: detail.get(k) for k in floats}, **ints,
     )  # fmt: skip
 
 

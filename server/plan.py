@@ -11,9 +11,11 @@
 3. **Thinking budget and LYNX.** The maximum comes from `thinkctl.max_thinking_tokens`,
    else vLLM's `thinking_token_budget` (its alias; a conflict is a 400), else the numeric
    `thinkctl.effort`, else `reasoning_effort`, both through the model's effort table
-   (server/effort.py; without one, `UNCALIBRATED_BUDGETS`). On a server with a probe,
-   an effort maps through the probe's calibrated points to (delta, cap, exit floor)
-   instead, unless `thinkctl.lynx` is false or an explicit budget is given;
+   (server/effort.py; without one, `UNCALIBRATED_BUDGETS`). Where the calibration has a
+   length predictor, effort is per query (`query_budget`: the engine sets each query's
+   budget from its prompt at prefill) unless `thinkctl.effort_policy` is "global". On a
+   server with a probe, an effort maps through the probe's calibrated points to (delta,
+   cap, exit floor) instead, unless `thinkctl.lynx` is false or an explicit budget is given;
    `thinkctl.lynx` (true or options) turns LYNX on by itself.
 4. **The prompt**: messages through the model's chat template, with `reasoning_effort`
    and `enable_thinking` as template variables (as vLLM passes them) under the client's
@@ -32,15 +34,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from probes.effort_table import LEVELS
+from probes.effort_table import LEVELS, QueryBudget
 from server.catalog.schema import EffortAction
 from server.config import ServerConfig
 from server.controllers.phase import Phase, initial_phase
-from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec
+from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec, QuerySpec
 from server.errors import InvalidRequest, NotFound
 from server.model_info import ModelInfo
 from server.protocol import (
@@ -97,7 +100,11 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
     _refuse(req, info, config)
     req = apply_preset(req, config)
     lynx = _lynx(req, config)
-    max_think = thinking_budget(req, config) if lynx is None else lynx.cap
+    query = query_budget(req, config) if lynx is None else None
+    if lynx is not None:
+        max_think = lynx.cap
+    else:
+        max_think = max(query.budgets) if query is not None else thinking_budget(req, config)
     prompt_ids = _prompt_ids(req, info, config)
     sampling = _sampling(req, info, config, len(prompt_ids))
     grammar = _grammar(req, info, config)
@@ -107,7 +114,9 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
     return Plan(
         prompt_ids=prompt_ids,
         sampling=sampling,
-        spec=_control_spec(req, info, prompt_ids, max_think, lynx, grammar is not None, reserve),
+        spec=_control_spec(
+            req, info, prompt_ids, max_think, lynx, grammar is not None, reserve, query
+        ),
         n=req.n,
         reply=_reply(req),
     )
@@ -228,16 +237,22 @@ def level_budgets(config: ServerConfig) -> dict[str, int | None]:
 def effort_card(config: ServerConfig) -> dict:
     """What /v1/models says effort means on this server (without a probe)."""
     effort = config.effort
-    return {
+    card = {
         "calibrated": effort.calibrated,
         "calibration": effort.source,
-        "policy": "budget",
+        "policy": "per_query" if effort.per_query else "budget",
         "natural_mean_thinking_tokens": effort.natural_mean,
         "levels": {
             k: {"effort": effort.fractions.get(k), "max_thinking_tokens": v}
             for k, v in level_budgets(config).items()
         },
     }
+    if effort.per_query:  # the global cap above stays available as effort_policy "global"
+        for level in card["levels"].values():
+            e = level["effort"]
+            if e is not None and 0 < e < 1:
+                level["per_query"] = effort.query_budget(e).as_json()
+    return card
 
 
 def thinking_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
@@ -258,6 +273,20 @@ def thinking_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | N
     if req.reasoning_effort is not None:
         return level_budgets(config).get(req.reasoning_effort)
     return None
+
+
+def query_budget(req: ChatCompletionRequest, config: ServerConfig) -> QueryBudget | None:
+    """Per-query effort: the effort's point when the model's calibration has them and the
+    request names no budget and does not ask for the global cap (`effort_policy`)."""
+    opts = req.thinkctl
+    if not config.effort.per_query or _explicit_budget(req) is not None:
+        return None
+    if opts is not None and opts.effort_policy == "global":
+        return None
+    effort = _effort_fraction(req, config)
+    if effort is None or not 0 < effort < 1:  # none thinks not at all, max without a cap
+        return None
+    return config.effort.query_budget(effort)
 
 
 def _effort_fraction(req: ChatCompletionRequest, config: ServerConfig) -> float | None:
@@ -515,6 +544,7 @@ def _control_spec(
     lynx: _Lynx | None,
     grammar: bool = False,
     reserve: int | None = None,
+    query: QueryBudget | None = None,
 ) -> ControlSpec | None:
     opts = req.thinkctl or ThinkctlOptions()
     min_think = opts.min_thinking_tokens or 0
@@ -525,7 +555,7 @@ def _control_spec(
             "thinkctl.min_thinking_tokens",
         )
     lynx_exits = lynx is not None and lynx.exits
-    asked = max_think is not None or min_think > 0 or lynx_exits
+    asked = max_think is not None or min_think > 0 or lynx_exits or query is not None
     if not (asked or opts.ts or opts.top_h or opts.mode_prefix or reserve is not None):
         return None
     think = info.think
@@ -550,10 +580,14 @@ def _control_spec(
     reserved = room is not None and (max_think is None or room < max_think)
     if reserved:
         max_think = max(room, min_think)  # an explicit minimum still holds
+        if query is not None:  # the per-query budget stays within the room too
+            query = dataclasses.replace(query, budgets=tuple(min(b, max_think)
+                                                             for b in query.budgets))  # fmt: skip
     budget = None
-    if max_think is not None or min_think > 0:
+    if max_think is not None or min_think > 0 or query is not None:
         budget = BudgetSpec(
             max=max_think,
+            query=QuerySpec(**query.as_json()) if query is not None else None,
             min=min_think,
             close=close,
             wait=think.wait(opts.wait_string),

@@ -149,6 +149,12 @@ class ThinkctlOptions(BaseModel):
         default=None, ge=0, le=1,
         description="Fraction of the model's natural thinking length to spend (calibrated).",
     )  # fmt: skip
+    effort_policy: Literal["query", "global"] | None = Field(
+        default=None,
+        description="What effort caps: 'query', each query's own budget from its predicted "
+        "thinking lengths (the default where the model's calibration has a length "
+        "predictor), or 'global', one budget for every query.",
+    )  # fmt: skip
     # The engine's own option types: one definition, bounds in one place.
     ts: TSSpec | None = None
     top_h: TopHSpec | None = None
@@ -326,6 +332,12 @@ class ControlEventOut(BaseModel):
     threshold: float | None = None
     max_accuracy_loss: float | None = None
     min_thinking: int | None = None
+    # Per-query effort (reason "query_budget"): the effort, the query's predicted natural
+    # and sufficient thinking, and the budget they gave.
+    effort: float | None = None
+    predicted_natural_tokens: float | None = None
+    predicted_sufficient_tokens: float | None = None
+    max_thinking_tokens: int | None = None
 
 
 class ControlTrace(BaseModel):

@@ -27,19 +27,21 @@ preempted request resumes where it was (its forced sequence included).
 from __future__ import annotations
 
 import array
+import dataclasses
 import math
 import operator
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
 from probes.confidence import ConfidenceFeed, probe_input
 from server.controllers.base import Action, StepView
+from server.controllers.budget import BudgetController
 from server.controllers.lynx import LynxController, detail, exits
 from server.controllers.phase import Phase
 from server.controllers.spec import ControlSpec, LynxRuntime
@@ -90,7 +92,18 @@ _FIELDS: dict[str, tuple[type, object]] = {
     "forced_end": (np.int64, 0),  # and the first after it (output lengths only grow)
     "shift_at": (np.int64, -1),  # the latest decided step, and whether it boosted the end
     "boosted": (bool, False),
+    # Per-query effort (spec.QuerySpec), until the first output token settles the budget.
+    "query": (bool, False),
+    "q_cap": (np.int64, _NO_MAX),  # the spec's maximum: the largest budget, or the room
+    "q_reserve": (bool, False),  # that maximum is the answer reserve's room
+    "q_natural": (np.float64, np.nan),  # the latest prediction, log(1 + tokens)
+    "q_sufficient": (np.float64, np.nan),
 }
+
+
+def _budget(stack: ControlStack) -> BudgetController:
+    """The budget controller of a stack built from a spec with a budget."""
+    return next(c for c in stack.controllers if isinstance(c, BudgetController))
 
 
 def _lynx(stack: ControlStack) -> LynxController:
@@ -140,12 +153,24 @@ class _Parked:
     confidence: tuple | None
 
 
+class LengthRuntime(Protocol):
+    """The engine side's length predictor (probes/length_predictor.py)."""
+
+    def predict(self, features: torch.Tensor) -> np.ndarray:
+        """(rows, captured features) -> (rows, 2) log(1 + tokens): natural, sufficient."""
+        ...
+
+
 class BatchControl:
     """The controlled rows of one batch. `probe` is the engine side's loaded LYNX probe
-    (with `confidence`, it reads probes/confidence.py's value too)."""
+    (with `confidence`, it reads probes/confidence.py's value too); `length` its length
+    predictor, for per-query effort."""
 
-    def __init__(self, probe: LynxRuntime | None = None) -> None:
+    def __init__(
+        self, probe: LynxRuntime | None = None, length: LengthRuntime | None = None
+    ) -> None:
         self._probe = probe
+        self._length = length
         self._cues = np.array(sorted(probe.cue_ids) if probe else [], np.int64)
         self._feed = ConfidenceFeed() if getattr(probe, "confidence", False) else None
         self._a = {k: np.full(0, v, t) for k, (t, v) in _FIELDS.items()}
@@ -217,6 +242,9 @@ class BatchControl:
         a["mode"][index] = spec.mode is not None
         if (b := spec.budget) is not None:
             a["max"][index] = _NO_MAX if b.max is None else b.max
+            if b.query is not None:
+                a["query"][index], a["q_cap"][index] = True, a["max"][index]
+                a["q_reserve"][index] = b.reason == "answer_reserve"
             if b.stop:
                 a["min"][index] = b.min
                 a["wait_len"][index] = len(b.wait)
@@ -309,7 +337,8 @@ class BatchControl:
         self._rule_col = np.empty(len(a["on"]), object)
         for r, lynx in self._lynx_of.items():
             self._rule_col[r] = lynx.params.rule
-        self._uses = {k: bool(a[k][rows].any()) for k in ("mode", "lynx", "ts", "wait_len")}
+        uses = ("mode", "lynx", "ts", "wait_len", "query")
+        self._uses = {k: bool(a[k][rows].any()) for k in uses}
         self._uses["max"] = bool((a["max"][rows] < _NO_MAX).any())
         self._uses["min"] = bool((a["min"][rows] > 0).any())
         self._bans = self._shift = None  # cached index tensors: rows may hold other requests
@@ -335,6 +364,11 @@ class BatchControl:
         except IndexError:  # a row with no output yet
             last = _int64s([o[-1] if o else -1 for o in outs])
         self._feed_tokens(rows, sel, n, last)
+        if uses["query"]:
+            self._query_budgets(rows, n, features)
+            if self._dirty:  # a budget set: which controls the batch uses may change
+                self._refresh()
+                uses = self._uses
         phase, thinking = a["phase"][sel], a["thinking"][sel]
         cue = self._is_cue(last) if uses["lynx"] else None
         if self._feed is not None:  # LYNX rows, until thinking closes
@@ -415,6 +449,40 @@ class BatchControl:
             force_toks = np.concatenate([force_toks, [seq[0] for _, _, seq in new_force]])
         self._apply(logits, rows, steady, under, in_thought, force_rows, force_toks, soft)
         return StepReport(self._events, self._notes)
+
+    def _query_budgets(self, rows: np.ndarray, n: np.ndarray, features) -> None:
+        """Per-query effort: at a prefill step (no output yet; the captured row is the
+        prompt's last token once its last chunk runs) the budget's maximum becomes the
+        policy's budget for the predicted natural length. The first output token settles
+        it, with an event; without a predictor or capture the largest budget stays."""
+        a = self._a
+        pending = np.flatnonzero(a["query"][rows])
+        prefill = pending[n[pending] == 0]
+        if len(prefill) and features is not None and self._length is not None:
+            r = rows[prefill]
+            pred = self._length.predict(features(torch.from_numpy(r)))
+            a["q_natural"][r], a["q_sufficient"][r] = pred[:, 0], pred[:, 1]
+            for row in r.tolist():
+                ctl = _budget(self._stacks[row])
+                budget = ctl.params.query.budget(a["q_natural"][row])
+                a["max"][row] = budget
+                # Under its room's cap (answer reserve) the budget is what cuts, if it does.
+                reserve = a["q_reserve"][row] and budget >= a["q_cap"][row]
+                reason = "answer_reserve" if reserve else "budget"
+                ctl.params = dataclasses.replace(ctl.params, max_thinking=budget, reason=reason)
+            self._changed()
+        for row in rows[pending[n[pending] > 0]].tolist():
+            a["query"][row] = False
+            detail = (("effort", _budget(self._stacks[row]).params.query.effort),
+                      ("max_thinking_tokens", int(a["max"][row])))  # fmt: skip
+            if not np.isnan(a["q_natural"][row]):
+                detail += (("predicted_natural_tokens", round(math.expm1(a["q_natural"][row]), 1)),
+                           ("predicted_sufficient_tokens",
+                            round(math.expm1(a["q_sufficient"][row]), 1)))  # fmt: skip
+            event = ControlEvent("budget", "query_budget", 0, (), detail, True)
+            self._stacks[row].events.append(event)
+            self._events.append((self._ids[row], event))
+            self._changed()  # `uses` may change: a maximum where the cap had none
 
     def _feed_tokens(self, rows: np.ndarray, sel, n: np.ndarray, last: np.ndarray) -> None:
         """The phase tracker, for every row: one new token each, in the usual step."""

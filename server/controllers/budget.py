@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probes.effort_table import QueryBudget
 from server.controllers.base import LEAVE, Action, StepView
 from server.controllers.phase import Phase
 
@@ -25,6 +26,9 @@ class BudgetParams:
     wait: tuple[int, ...] = ()  # ids injected when the model tries to stop below the minimum
     stop_ids: frozenset[int] = frozenset()  # end-of-thinking and EOS ids
     reason: str = "budget"  # the trace's name for a close at the maximum
+    # Per-query effort: the maximum is set from the prompt's predicted length at prefill
+    # (server/controllers/batch.py); `max_thinking` is its cap until then.
+    query: QueryBudget | None = None
 
     def __post_init__(self) -> None:
         if self.max_thinking is not None and self.max_thinking < 0:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.effort_table import QueryBudget
 from server.controllers.base import Controller
 from server.controllers.budget import BudgetController, BudgetParams
 from server.controllers.lynx import LynxController, LynxParams, Scorer
@@ -32,10 +33,32 @@ SPEC_KEY = "thinkctl"
 ID_KEY = "thinkctl_id"
 
 
+class QuerySpec(BaseModel):
+    """Per-query effort (probes/effort_table.QueryBudget): at the prefill step the engine
+    sets the budget's maximum from the prompt's predicted natural thinking length
+    (probes/length_predictor.py); `BudgetSpec.max`, the largest of these budgets, holds
+    until then and wherever no prediction can be made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effort: float = Field(ge=0, le=1)
+    edges: list[float] = []
+    budgets: list[int] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> QuerySpec:
+        self.budget()  # QueryBudget holds the rules
+        return self
+
+    def budget(self) -> QueryBudget:
+        return QueryBudget(self.effort, tuple(self.edges), tuple(self.budgets))
+
+
 class BudgetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max: int | None = Field(default=None, ge=0)
+    query: QuerySpec | None = None
     min: int = Field(default=0, ge=0)
     close: list[int] = []
     wait: list[int] = []
@@ -51,6 +74,7 @@ class BudgetSpec(BaseModel):
     def params(self) -> BudgetParams:
         return BudgetParams(
             max_thinking=self.max,
+            query=self.query.budget() if self.query is not None else None,
             min_thinking=self.min,
             close=tuple(self.close),
             wait=tuple(self.wait),
@@ -145,7 +169,8 @@ class ControlSpec(BaseModel):
         """The trace's names; a budget whose maximum the answer reserve set is named so."""
         names = ("mode", "budget", "lynx", "ts", "top_h")
         out = [name for name in names if getattr(self, name) is not None]
-        if self.budget is not None and self.budget.reason == "answer_reserve":
+        b = self.budget
+        if b is not None and b.reason == "answer_reserve" and b.query is None:
             out[out.index("budget")] = "answer_reserve"
         return out
 

@@ -176,3 +176,59 @@ def test_a_stack_built_for_a_row_is_its_specification():
     assert out == [7, END, INDUCE, 7]
     assert [(e.controller, e.reason, e.at) for e in batch.events(0)] == [("budget", "budget", 1)]
     assert np.array_equal(batch._rows, [0])
+
+
+class Length:
+    """A length predictor: 100 tokens natural and 10 sufficient, for every prompt."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+
+    def predict(self, x: torch.Tensor) -> np.ndarray:
+        self.rows.append(len(x))
+        return np.log1p(np.tile([100.0, 10.0], (len(x), 1)))
+
+
+def query_spec(edges: list[float], budgets: list[int]) -> ControlSpec:
+    return ControlSpec.model_validate({
+        "think": (START, END),
+        "budget": {"max": max(budgets), "close": [END, INDUCE],
+                   "query": {"effort": 0.3, "edges": edges, "budgets": budgets}},
+    })  # fmt: skip
+
+
+def run_thinking(batch: BatchControl, out: list[int], steps: int, features=None):
+    """Steps with one thinking token (7) each; returns each step's (forced token, events)."""
+    seen = []
+    for _ in range(steps):
+        logits = torch.zeros(1, V)
+        report = batch.step(logits, features)
+        forced = int(logits[0].argmax()) if torch.isinf(logits[0]).sum() == V - 1 else None
+        seen.append((forced, report.events))
+        out.append(forced if forced is not None else 7)
+    return seen
+
+
+def test_a_per_query_budget_is_set_from_the_prompt_at_prefill_and_cuts_thinking():
+    length, out = Length(), []
+    batch = BatchControl(length=length)
+    # Natural length 100 predicted: the bin [90, 150), budget 28. Thinking opens in the prompt.
+    batch.add(0, query_spec([50.0, 90.0, 150.0], [5, 10, 28, 50]), [START], out, "r")
+    steps = run_thinking(batch, out, 32, lambda rows: torch.zeros(len(rows), 4))
+    assert length.rows == [1]  # predicted once, at the prefill step (no output yet)
+    (rid, event), *_ = steps[1][1]  # settled with the first output token
+    info = dict(event.detail)
+    assert (rid, event.reason, info["max_thinking_tokens"]) == ("r", "query_budget", 28)
+    assert info["predicted_natural_tokens"] == 100 and info["predicted_sufficient_tokens"] == 10
+    # Thinking holds 28 tokens before the 29th step, which forces the close.
+    assert [i for i, (tok, _) in enumerate(steps) if tok == END] == [28]
+    assert steps[28][1][0][1].reason == "budget"
+
+
+def test_without_a_capture_the_largest_budget_holds():
+    out = []
+    batch = BatchControl(length=Length())
+    batch.add(0, query_spec([50.0], [2, 5]), [START], out, "r")
+    steps = run_thinking(batch, out, 8, features=None)
+    assert dict(steps[1][1][0][1].detail)["max_thinking_tokens"] == 5
+    assert [i for i, (tok, _) in enumerate(steps) if tok == END] == [5]

@@ -57,3 +57,40 @@ def test_an_effort_table_for_another_tokenizer_is_refused_at_start(tmp_path, dam
     assert r.returncode != 0
     want = "made for another tokenizer" if damage == "other_tokenizer" else "holds no effort.json"
     assert want in r.stderr, r.stderr[-2000:]
+
+
+def _trace(client, **ctl) -> dict:
+    r = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": PROBLEMS[0].prompt()}],
+        max_tokens=450, temperature=0.6, seed=0, extra_body={"thinkctl": ctl},
+    )  # fmt: skip
+    return r.choices[0].model_extra["thinkctl"]
+
+
+def test_effort_is_per_query_where_a_length_predictor_is_calibrated(client):
+    card = client.models.list().data[0].model_extra["thinkctl"]["effort"]
+    assert card["policy"] == "per_query"
+    table = json.loads((TESTBED / "effort.json").read_text())
+    medium = next(p for p in table["per_query"]["points"] if p["effort"] == 0.5)
+    assert card["levels"]["medium"]["per_query"] == medium
+    (event,) = [e for e in _trace(client, effort=0.7)["events"] if e["reason"] == "query_budget"]
+    assert event["controller"] == "budget" and event["effort"] == 0.7
+    assert event["predicted_natural_tokens"] > event["predicted_sufficient_tokens"] > 0
+    q = next(p for p in table["per_query"]["points"] if p["effort"] == 0.7)
+    k = sum(event["predicted_natural_tokens"] >= e for e in q["edges"])  # its bin
+    assert event["max_thinking_tokens"] == q["budgets"][k]
+
+
+def test_the_global_cap_stays_available_by_name(client):
+    trace = _trace(client, effort=0.3, effort_policy="global")
+    assert not [e for e in trace["events"] if e["reason"] == "query_budget"]
+    cap = dict(map(tuple, json.loads((TESTBED / "effort.json").read_text())["points"]))[0.3]
+    assert trace["thinking_tokens"] <= cap
+
+
+def test_an_unknown_effort_policy_is_a_400(client):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as err:
+        _trace(client, effort=0.3, effort_policy="sometimes")
+    assert err.value.body["param"].endswith("effort_policy")
