@@ -8,8 +8,9 @@
 Each request goes through the official `openai` client with its own seed. Rows are
 appended to results.jsonl as they finish, and a rerun skips the rows already there, so
 an interrupted run loses nothing. Settings are named `none`, `budget:N`, `ts:S`,
-`effort:LEVEL`, `effort:E` (numeric) and `top_h:A`, combined with `+`
-(e.g. `budget:60+ts:100`).
+`effort:LEVEL`, `effort:E` (numeric; the global cap), `effort_query:LEVEL` and
+`effort_query:E` (per-query budgets from the length predictor) and `top_h:A`, combined
+with `+` (e.g. `budget:60+ts:100`).
 
 The oracle frontier: for each trace of the `none` setting, the earliest cue whose forced
 exit (probes/forced_exit.py) answers correctly, the best any exit policy could do
@@ -18,8 +19,9 @@ on that trace; traces without one keep their full length and their own correctne
 LYNX settings: `lynx:D` (delta D), `lynx_risk:E` (at most E accuracy lost against natural
 thinking, the probe's answer-level guarantee) and `lynx_effort:LEVEL` (effort through the
 probe's calibrated table); the server is then started with `--probe` (the model folder's
-`probe/` unless `--probe` says otherwise). `effort:*` settings always mean the budget
-table (they send `"lynx": false`), so the same name means the same thing on either server.
+`probe/` unless `--probe` says otherwise). `effort:*` settings always mean the global
+budget table (they send `"lynx": false` and `"effort_policy": "global"`), so the same name
+means the same thing on any server.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ DEFAULT_SETTINGS = (
     *(f"budget:{b}" for b in (15, 30, 45, 60, 90, 120)),
     *(f"ts:{s:g}" for s in (30, 100, 1000, 10000)),
     *(f"effort:{level}" for level in ("minimal", "low", "medium", "high")),
+    *(f"effort:{e}" for e in (0.3, 0.5, 0.7)),
+    *(f"effort_query:{x}" for x in (0.3, 0.5, 0.7, "minimal", "low", "medium", "high")),
     *(f"lynx:{d:g}" for d in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)),
     *(f"lynx_effort:{level}" for level in ("low", "medium", "high")),
     *(f"lynx_risk:{e:g}" for e in (0.005, 0.01, 0.02)),
@@ -80,12 +84,14 @@ def parse_setting(setting: str) -> dict:
             ctl["ts"] = {"strength": float(value)}
         elif kind == "top_h":
             ctl["top_h"] = {"alpha": float(value)}
-        elif kind in ("effort", "lynx_effort"):
+        elif kind in ("effort", "effort_query", "lynx_effort"):
             try:
                 ctl["effort"] = float(value)
             except ValueError:
                 body["reasoning_effort"] = value
             ctl["lynx"] = kind == "lynx_effort"
+            if kind != "lynx_effort":
+                ctl["effort_policy"] = "query" if kind == "effort_query" else "global"
         elif kind == "lynx":
             ctl["lynx"] = {"delta": float(value)}
         elif kind == "lynx_risk":

@@ -79,7 +79,7 @@ def plot(summary: dict, path: Path, title: str = "Accuracy vs thinking tokens") 
 
 # One colour per curve family, so that compared models match by colour.
 FAMILIES = ("none", "oracle", "budget", "ts", "top_h", "effort", "lynx", "lynx_effort",
-            "lynx_risk")  # fmt: skip
+            "lynx_risk", "effort_query")  # fmt: skip
 
 
 def _curves(ax, rows: list[dict], model: str = "", style: str = "-") -> None:
