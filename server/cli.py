@@ -299,7 +299,8 @@ def _effort(
                              f"{model!r}: it was made for another tokenizer")  # fmt: skip
     if effort.calibrated:
         policy = "per query, with a length predictor" if effort.per_query else "global cap"
-        log.info("Effort calibration: %s (%s)", effort.source, policy)
+        log.info("Effort calibration: %s (%s), made by: %s", effort.source, policy,
+                 effort.made_by or "not recorded")  # fmt: skip
     return effort
 
 

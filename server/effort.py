@@ -30,6 +30,7 @@ class EffortMap:
     # Per-query points, by increasing effort, and the predictor they need (both or neither).
     query: tuple[QueryBudget, ...] = ()
     length_layers: tuple[int, ...] = ()  # the blocks the predictor reads
+    made_by: str | None = None  # the command that wrote the table, when recorded
 
     @property
     def length_dir(self) -> str | None:
@@ -75,4 +76,5 @@ class EffortMap:
         query = effort_table.query_points(table) if predictor is not None else ()
         return cls(points, table.get("natural_mean_thinking_tokens"), fractions, str(folder),
                    table.get("model", {}).get("tokenizer_sha256"), query,
-                   predictor.layers if query else ())  # fmt: skip
+                   predictor.layers if query else (),
+                   table.get("calibration", {}).get("command"))  # fmt: skip

@@ -240,6 +240,7 @@ def effort_card(config: ServerConfig) -> dict:
     card = {
         "calibrated": effort.calibrated,
         "calibration": effort.source,
+        "made_by": effort.made_by,
         "policy": "per_query" if effort.per_query else "budget",
         "natural_mean_thinking_tokens": effort.natural_mean,
         "levels": {

@@ -464,7 +464,8 @@ class BatchControl:
             a["q_natural"][r], a["q_sufficient"][r] = pred[:, 0], pred[:, 1]
             for row in r.tolist():
                 ctl = _budget(self._stacks[row])
-                budget = ctl.params.query.budget(a["q_natural"][row])
+                # Never below the request's own minimum (min_thinking_tokens).
+                budget = max(ctl.params.query.budget(a["q_natural"][row]), ctl.params.min_thinking)
                 a["max"][row] = budget
                 # Under its room's cap (answer reserve) the budget is what cuts, if it does.
                 reserve = a["q_reserve"][row] and budget >= a["q_cap"][row]

@@ -232,3 +232,17 @@ def test_without_a_capture_the_largest_budget_holds():
     steps = run_thinking(batch, out, 8, features=None)
     assert dict(steps[1][1][0][1].detail)["max_thinking_tokens"] == 5
     assert [i for i, (tok, _) in enumerate(steps) if tok == END] == [5]
+
+
+def test_a_per_query_budget_never_goes_below_the_requests_minimum():
+    spec = ControlSpec.model_validate({
+        "think": (START, END),
+        "budget": {"max": 50, "min": 12, "close": [END, INDUCE], "stop": [END, EOS],
+                   "query": {"effort": 0.1, "edges": [50.0], "budgets": [50, 0]}},
+    })  # fmt: skip
+    out = []
+    batch = BatchControl(length=Length())  # 100 natural tokens predicted: the budget-0 bin
+    batch.add(0, spec, [START], out, "r")
+    steps = run_thinking(batch, out, 16, lambda rows: torch.zeros(len(rows), 4))
+    assert dict(steps[1][1][0][1].detail)["max_thinking_tokens"] == 12
+    assert [i for i, (tok, _) in enumerate(steps) if tok == END] == [12]

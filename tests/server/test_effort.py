@@ -71,6 +71,7 @@ def test_effort_is_per_query_where_a_length_predictor_is_calibrated(client):
     card = client.models.list().data[0].model_extra["thinkctl"]["effort"]
     assert card["policy"] == "per_query"
     table = json.loads((TESTBED / "effort.json").read_text())
+    assert card["made_by"] == table["calibration"]["command"]  # how it was made
     medium = next(p for p in table["per_query"]["points"] if p["effort"] == 0.5)
     assert card["levels"]["medium"]["per_query"] == medium
     (event,) = [e for e in _trace(client, effort=0.7)["events"] if e["reason"] == "query_budget"]
