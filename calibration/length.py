@@ -1,8 +1,9 @@
 """Length predictors and per-query effort, fitted on calibration traces (`thinkctl calibrate`).
 
 - **Targets** of each trace: its natural thinking length, and its sufficient length (the
-  earliest cue whose forced exit answers right, cue included; the natural length when no
-  cue does). Both as log(1 + tokens).
+  earliest labelled forced exit that answers right, at a cue or on the `--exit-every`
+  grid, tokens thought included; the natural length when none does). Both as
+  log(1 + tokens).
 - **Predictors** (probes/length_predictor.py): ridge regression on the prompt's last-token
   features, fitted on the train questions; which captured blocks it reads is chosen on the
   calibration questions (the best summed Spearman rho of both targets).
@@ -42,7 +43,7 @@ class Replay:
 
     natural: np.ndarray  # (t,) thinking tokens
     correct: np.ndarray  # (t,) the natural answer is right
-    key: np.ndarray  # (m,) cue events sorted by trace, then tokens thought at the cue
+    key: np.ndarray  # (m,) labelled exits sorted by trace, then tokens thought there
     trace: np.ndarray  # (m,) their trace
     right: np.ndarray  # (m,) a forced exit there answers right
     stride: int
