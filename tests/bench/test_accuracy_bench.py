@@ -19,10 +19,14 @@ def test_settings_parse_into_request_fields():
     }
     assert parse_setting("effort:medium") == {
         "reasoning_effort": "medium",
-        "thinkctl": {"lynx": False},
+        "thinkctl": {"lynx": False, "effort_policy": "global"},
     }
     assert parse_setting("effort:0.3+top_h:0.4") == {
-        "thinkctl": {"effort": 0.3, "lynx": False, "top_h": {"alpha": 0.4}}
+        "thinkctl": {"effort": 0.3, "lynx": False, "effort_policy": "global",
+                     "top_h": {"alpha": 0.4}}
+    }  # fmt: skip
+    assert parse_setting("effort_query:0.3") == {
+        "thinkctl": {"effort": 0.3, "lynx": False, "effort_policy": "query"}
     }
     assert parse_setting("lynx:0.05") == {"thinkctl": {"lynx": {"delta": 0.05}}}
     assert parse_setting("lynx_effort:high") == {
