@@ -100,7 +100,7 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
     _refuse(req, info, config)
     req = apply_preset(req, config)
     lynx = _lynx(req, config)
-    query = query_budget(req, config) if lynx is None else None
+    query = query_budget(req, config, lynx is not None)
     if lynx is not None:
         max_think = lynx.cap
     else:
@@ -276,13 +276,22 @@ def thinking_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | N
     return None
 
 
-def query_budget(req: ChatCompletionRequest, config: ServerConfig) -> QueryBudget | None:
+def query_budget(
+    req: ChatCompletionRequest, config: ServerConfig, lynx: bool = False
+) -> QueryBudget | None:
     """Per-query effort: the effort's point when the model's calibration has them and the
-    request names no budget and does not ask for the global cap (`effort_policy`)."""
-    opts = req.thinkctl
-    if not config.effort.per_query or _explicit_budget(req) is not None:
+    request names no budget and does not ask for the global cap (`effort_policy`). Asked
+    for where it cannot be given (no length predictor; effort through LYNX): a 400."""
+    policy = req.thinkctl.effort_policy if req.thinkctl else None
+    if policy == "query" and (lynx or not config.effort.per_query):
+        why = ("effort goes through the LYNX probe here; send \"lynx\": false"
+               if lynx else "this model's calibration has no length predictor (thinkctl "
+               "calibrate makes one)")  # fmt: skip
+        raise InvalidRequest(f"effort_policy \"query\" is not available: {why}.",
+                             "thinkctl.effort_policy")  # fmt: skip
+    if lynx or not config.effort.per_query or _explicit_budget(req) is not None:
         return None
-    if opts is not None and opts.effort_policy == "global":
+    if policy == "global":
         return None
     effort = _effort_fraction(req, config)
     if effort is None or not 0 < effort < 1:  # none thinks not at all, max without a cap
