@@ -366,9 +366,6 @@ class BatchControl:
         self._feed_tokens(rows, sel, n, last)
         if uses["query"]:
             self._query_budgets(rows, n, features)
-            if self._dirty:  # a budget set: which controls the batch uses may change
-                self._refresh()
-                uses = self._uses
         phase, thinking = a["phase"][sel], a["thinking"][sel]
         cue = self._is_cue(last) if uses["lynx"] else None
         if self._feed is not None:  # LYNX rows, until thinking closes
@@ -471,7 +468,6 @@ class BatchControl:
                 reserve = a["q_reserve"][row] and budget >= a["q_cap"][row]
                 reason = "answer_reserve" if reserve else "budget"
                 ctl.params = dataclasses.replace(ctl.params, max_thinking=budget, reason=reason)
-            self._changed()
         for row in rows[pending[n[pending] > 0]].tolist():
             a["query"][row] = False
             detail = (("effort", _budget(self._stacks[row]).params.query.effort),
@@ -483,7 +479,7 @@ class BatchControl:
             event = ControlEvent("budget", "query_budget", 0, (), detail, True)
             self._stacks[row].events.append(event)
             self._events.append((self._ids[row], event))
-            self._changed()  # `uses` may change: a maximum where the cap had none
+            self._changed()  # settled: the next step's `uses` may drop "query"
 
     def _feed_tokens(self, rows: np.ndarray, sel, n: np.ndarray, last: np.ndarray) -> None:
         """The phase tracker, for every row: one new token each, in the usual step."""

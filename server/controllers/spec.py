@@ -69,6 +69,9 @@ class BudgetSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> BudgetSpec:
         self.params()  # BudgetParams holds the cross-field rules
+        # The batch knows a row has a maximum from the spec; the engine only lowers it.
+        if self.query is not None and self.max is None:
+            raise ValueError("a per-query budget needs its maximum (the largest budget)")
         return self
 
     def params(self) -> BudgetParams:

@@ -25,6 +25,19 @@ def test_spec_round_trips_as_plain_data_and_builds_a_stack():
         {"think": [START, END], "budget": {"bogus": 1}},
         {"think": [START]},
         {"think": [START, END], "unknown": {}},
+        # a per-query budget without its maximum, or with budgets that do not fit its edges
+        {
+            "think": [START, END],
+            "budget": {"close": [END], "query": {"effort": 0.5, "budgets": [5]}},
+        },
+        {
+            "think": [START, END],
+            "budget": {
+                "max": 5,
+                "close": [END],
+                "query": {"effort": 0.5, "edges": [10.0], "budgets": [5]},
+            },
+        },
     ],
 )
 def test_bad_specs_are_refused(wire):
