@@ -43,12 +43,14 @@ Logprobs = list[tuple[int, float, str | None]]
 @dataclass(frozen=True)
 class Delta:
     """New output of one engine request: token ids, their text, the finish reason at the
-    end, and each token's logprobs when they were asked for."""
+    end, each token's logprobs when they were asked for, and the prompt tokens vLLM's
+    prefix cache served (None until the engine reports it)."""
 
     token_ids: list[int]
     text: str
     finish_reason: str | None
     logprobs: list[Logprobs] | None = None
+    cached_tokens: int | None = None
 
 
 def _logprobs(out: Any) -> list[Logprobs] | None:
@@ -119,7 +121,7 @@ class Engine:
             async for out in self._llm.generate(prompt, params, request_id):
                 for comp in out.outputs:
                     yield Delta(list(comp.token_ids), comp.text, comp.finish_reason,
-                                _logprobs(comp.logprobs))  # fmt: skip
+                                _logprobs(comp.logprobs), out.num_cached_tokens)  # fmt: skip
         except (VLLMError, ValueError) as exc:
             raise _classified(exc) from exc
 

@@ -8,6 +8,14 @@ split is made on token ids with the same `PhaseTracker` the controllers use, so
 The plan's reply rules then apply to the answer only: stop strings (server/stop_strings.py;
 a match aborts that choice's engine request) and tool calls (server/tool_calls.py; the
 answer is held back until the choice ends, then parsed whole).
+
+Side probes (DEER, Dynasor; server/side_probe.py): when a choice's prober says a trial is
+due, a short greedy engine request (`<id>-<index>-trial<k>`) answers from the output so
+far plus the close sequence, while the choice's own request runs on; its output is held
+back until the trial is judged. Thinking goes on: the held output is released. Exit: the
+choice's request is aborted, its held output dropped, the close sequence emitted, and a
+continuation (`<id>-<index>+answer`) answers from the trial's prefix, so the reply is
+exactly what stopping there gives. Both reuse the choice's blocks in vLLM's prefix cache.
 """
 
 from __future__ import annotations
@@ -21,12 +29,13 @@ from typing import Any
 from engine.client import Delta, Engine
 from server import metrics
 from server.controllers.phase import Part, Phase, PhaseTracker, initial_phase
-from server.controllers.spec import ID_KEY, SPEC_KEY
+from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
 from server.controllers.stack import ControlEvent
 from server.logprobs import chat_logprobs
 from server.model_info import ModelInfo
 from server.plan import Plan
 from server.protocol import ControlEventOut, ControlTrace
+from server.side_probe import SideProber, Trial
 from server.stop_strings import StopStrings
 from server.tool_calls import finish_reason, tool_calls
 
@@ -43,12 +52,29 @@ class ChoiceDelta:
 
 
 @dataclass
+class _Side:
+    """A choice's side probes: the prober, the output held while a trial runs, and what
+    the trials cost and said."""
+
+    prober: SideProber
+    trying: bool = False
+    held: list[Delta] = field(default_factory=list)
+    trials: int = 0
+    probe_tokens: int = 0
+    events: list[ControlEvent] = field(default_factory=list)
+
+
+@dataclass
 class _Choice:
     index: int
     request_id: str
     tracker: PhaseTracker | None
     entered_thinking: bool
     params: Any = None  # the engine's sampling parameters for this choice
+    engine_id: str = ""  # its engine request now: request_id, or its continuation's
+    offset: int = 0  # output tokens before the engine request's own output
+    past_events: list[ControlEvent] = field(default_factory=list)  # of an aborted request
+    side: _Side | None = None
     stops: StopStrings | None = None
     answer: list[str] = field(default_factory=list)  # held back for the tool parser
     token_ids: list[int] = field(default_factory=list)
@@ -58,8 +84,8 @@ class _Choice:
     started_answer: bool = False
 
 
-# (choice, the engine's delta)
-_Item = tuple[_Choice, Delta]
+# (choice, the engine request it came from, its delta or a side probe's trial)
+_Item = tuple[_Choice, str, Delta | Trial]
 
 
 class Generation:
@@ -69,29 +95,43 @@ class Generation:
     def __init__(self, engine: Engine, info: ModelInfo, plan: Plan, request_id: str) -> None:
         self.engine, self.info = engine, info
         self.prompt_ids, self.spec, self.reply = plan.prompt_ids, plan.spec, plan.reply
-        spec_wire = plan.spec.model_dump(mode="json") if plan.spec is not None else None
+        self.side, self.sampling = plan.side, plan.sampling
+        if self.side is not None:  # a trial: greedy, with logprobs for DEER's confidence
+            self.trial_params = engine.params(
+                {"max_tokens": self.side.answer_tokens, "temperature": 0.0, "logprobs": 0}, None
+            )
         self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(plan.n)]
         for c in self.choices:
-            sampling = dict(plan.sampling)
-            if sampling.get("seed") is not None:
-                sampling["seed"] += c.index  # n choices must not repeat each other
-            extra = None if spec_wire is None else {SPEC_KEY: spec_wire, ID_KEY: c.request_id}
-            c.params = engine.params(sampling, extra)
+            c.params = self._params(plan.sampling, c, self.spec, c.request_id)
             engine.verify(c.params)
+            if self.side is not None:
+                c.side = _Side(SideProber(self.side))
             if self.reply.stop:
                 c.stops = StopStrings(self.reply.stop, self.reply.include_stop)
         self.created = time.monotonic()  # the request's arrival, for the waiting-time metrics
 
+    def _params(
+        self, sampling: dict[str, Any], choice: _Choice, spec: ControlSpec | None, engine_id: str
+    ) -> Any:
+        sampling = dict(sampling)
+        if sampling.get("seed") is not None:
+            sampling["seed"] += choice.index  # n choices must not repeat each other
+        wire = None if spec is None else {SPEC_KEY: spec.model_dump(mode="json"), ID_KEY: engine_id}
+        return self.engine.params(sampling, wire)
+
     def _new_choice(self, index: int, request_id: str) -> _Choice:
         delims = self.info.delims
         if delims is None:
-            return _Choice(index, request_id, None, False)
+            return _Choice(index, request_id, None, False, engine_id=request_id)
         phase = initial_phase(self.prompt_ids, delims)
-        return _Choice(index, request_id, PhaseTracker(delims, phase), phase is Phase.THINKING)
+        return _Choice(index, request_id, PhaseTracker(delims, phase), phase is Phase.THINKING,
+                       engine_id=request_id)  # fmt: skip
 
-    async def _pump(self, choice: _Choice) -> AsyncGenerator[_Item, None]:
-        async for d in self.engine.generate(self.prompt_ids, choice.params, choice.request_id):
-            yield choice, d
+    async def _pump(
+        self, choice: _Choice, prompt_ids: list[int], params: Any, engine_id: str
+    ) -> AsyncGenerator[_Item, None]:
+        async for d in self.engine.generate(prompt_ids, params, engine_id):
+            yield choice, engine_id, d
 
     def _split(self, choice: _Choice, ids: list[int], text: str) -> ChoiceDelta:
         delta = ChoiceDelta(choice.index, token_ids=ids)
@@ -122,37 +162,132 @@ class Generation:
 
     async def stream(self) -> AsyncIterator[ChoiceDelta]:
         """Deltas of all choices, interleaved as the engine produces them."""
-        pumps = [self._pump(c) for c in self.choices]
-        # One choice (the usual request) reads its engine stream directly: a task and a
-        # queue between them cost two task switches per token on the HTTP side.
-        items = pumps[0] if len(pumps) == 1 else _interleave(pumps)
+        pumps = [self._pump(c, self.prompt_ids, c.params, c.request_id) for c in self.choices]
+        # One choice without side probes (the usual request) reads its engine stream
+        # directly: a task and a queue between them cost two task switches per token.
+        mux = None if len(pumps) == 1 and self.side is None else _Mux(pumps)
+        items = pumps[0] if mux is None else mux
         try:
-            async for choice, out in items:
+            async for choice, engine_id, item in items:
                 if choice.finish_reason is not None:
                     continue  # stopped by a stop string; its engine request is being aborted
-                choice.token_ids.extend(out.token_ids)
-                delta = self._split(choice, out.token_ids, out.text)
-                if out.logprobs is not None and self.reply.top_logprobs is not None:
-                    delta.logprobs = chat_logprobs(
-                        out.token_ids, out.logprobs, self.reply.top_logprobs,
-                        self.info.tokenizer, self.reply.tokens_as_ids,
-                    )  # fmt: skip
-                finish = await self._answer_rules(choice, delta, out.finish_reason)
-                self._observe_first(choice, delta)
-                if finish is not None:
-                    choice.finish_reason = delta.finish_reason = finish
-                    choice.trace = self._trace(choice)
-                    metrics.observe_choice(choice.trace, len(choice.token_ids))
-                yield delta
+                if isinstance(item, Trial):
+                    assert mux is not None
+                    async for delta in self._judge(choice, item, mux):
+                        yield delta
+                elif engine_id == choice.engine_id:  # else: a request an exit aborted
+                    async for delta in self._take(choice, item, mux):
+                        yield delta
                 if all(c.finish_reason is not None for c in self.choices):
                     break
         finally:
             await items.aclose()
-            unfinished = [c.request_id for c in self.choices if c.finish_reason is None]
+            unfinished = [c.engine_id for c in self.choices if c.finish_reason is None]
             if unfinished:
                 await self.engine.abort(unfinished)
-            for c in self.choices:
-                self.engine.events(c.request_id)  # forget events of aborted choices
+            for c in self.choices:  # forget events of aborted requests
+                self.engine.events(c.engine_id)
+                self.engine.events(c.request_id)
+
+    async def _take(
+        self, choice: _Choice, out: Delta, mux: _Mux | None
+    ) -> AsyncIterator[ChoiceDelta]:
+        """One engine delta of the choice (held back while one of its trials runs)."""
+        side = choice.side
+        if side is not None and side.trying:
+            side.held.append(out)
+            return
+        yield await self._emit(choice, out)
+        tracker = choice.tracker
+        if side is None or choice.finish_reason is not None or tracker is None:
+            return
+        if side.prober.due(out.token_ids, tracker.thinking_tokens, tracker.phase is Phase.THINKING):
+            assert mux is not None and self.side is not None
+            prefix = [*self.prompt_ids, *choice.token_ids, *self.side.close]
+            if len(prefix) + self.side.answer_tokens > self.info.max_model_len:
+                return  # no room left in the context for a trial
+            side.trying, side.trials = True, side.trials + 1
+            trial_id = f"{choice.request_id}-trial{side.trials}"
+            mux.add(self._trial(choice, prefix, len(choice.token_ids), trial_id))
+
+    async def _emit(self, choice: _Choice, out: Delta) -> ChoiceDelta:
+        choice.token_ids.extend(out.token_ids)
+        delta = self._split(choice, out.token_ids, out.text)
+        if out.logprobs is not None and self.reply.top_logprobs is not None:
+            delta.logprobs = chat_logprobs(
+                out.token_ids, out.logprobs, self.reply.top_logprobs,
+                self.info.tokenizer, self.reply.tokens_as_ids,
+            )  # fmt: skip
+        finish = await self._answer_rules(choice, delta, out.finish_reason)
+        self._observe_first(choice, delta)
+        if finish is not None:
+            choice.finish_reason = delta.finish_reason = finish
+            choice.trace = self._trace(choice)
+            metrics.observe_choice(choice.trace, len(choice.token_ids))
+        return delta
+
+    async def _trial(
+        self, choice: _Choice, prefix: list[int], at: int, trial_id: str
+    ) -> AsyncGenerator[_Item, None]:
+        """A side probe's greedy answer, as one item once it has ended."""
+        ids: list[int] = []
+        logprobs: list[float] = []
+        cached = 0
+        async for d in self.engine.generate(prefix, self.trial_params, trial_id):
+            ids += d.token_ids
+            logprobs += [step[0][1] for step in d.logprobs or ()]
+            cached = d.cached_tokens if d.cached_tokens is not None else cached
+        eos = self.info.think.eos
+        answer = [lp for tok, lp in zip(ids, logprobs, strict=False) if tok not in eos]
+        text = self.info.tokenizer.decode(ids, skip_special_tokens=True)
+        yield choice, trial_id, Trial(at, text, tuple(answer), len(ids), cached)
+
+    async def _judge(self, choice: _Choice, trial: Trial, mux: _Mux) -> AsyncIterator[ChoiceDelta]:
+        """Read a trial: release the held output and go on, or exit from its prefix."""
+        side, spec = choice.side, self.side
+        assert side is not None and spec is not None
+        side.trying = False
+        side.probe_tokens += trial.tokens
+        metrics.SIDE_PROBES.inc()
+        metrics.SIDE_PROBE_TOKENS.inc(trial.tokens)
+        metrics.SIDE_PROBE_CACHED_TOKENS.inc(trial.cached_tokens)
+        verdict = side.prober.judge(trial)
+        detail = (("answer", verdict.answer), ("confidence", round(verdict.confidence, 6)),
+                  ("agreeing", verdict.agreeing), ("probe_tokens", trial.tokens),
+                  ("cached_tokens", trial.cached_tokens))  # fmt: skip
+        name = "+".join(spec.controllers)
+        side.events.append(ControlEvent(name, "trial", trial.at, (), detail, note=True))
+        if verdict.exit_by is None:
+            held, side.held = side.held, []
+            for out in held:  # a cue among them may start the next trial: then hold the rest
+                async for delta in self._take(choice, out, mux):
+                    yield delta
+            return
+        # Exit at the trial's prefix: the output after it was never sent, and is dropped.
+        await self.engine.abort([choice.engine_id])
+        side.held = []
+        choice.past_events += [e for e in self.engine.events(choice.engine_id) if e.at < trial.at]
+        close = list(spec.close)
+        side.events.append(ControlEvent(verdict.exit_by, verdict.exit_by, trial.at, tuple(close),
+                                        detail))  # fmt: skip
+        left = self.sampling["max_tokens"] - trial.at - len(close)
+        text = self.info.tokenizer.decode(close, skip_special_tokens=True)
+        choice.engine_id = f"{choice.request_id}+answer"
+        yield await self._emit(choice, Delta(close, text, None if left > 0 else "length"))
+        if left > 0:
+            choice.offset = len(choice.token_ids)
+            params = self._params({**self.sampling, "max_tokens": left}, choice,
+                                  self._answer_spec(), choice.engine_id)  # fmt: skip
+            prompt = [*self.prompt_ids, *choice.token_ids]
+            mux.add(self._pump(choice, prompt, params, choice.engine_id))
+
+    def _answer_spec(self) -> ControlSpec | None:
+        """A continuation's controls: its prompt has closed thinking, so only top-H on the
+        answer still applies."""
+        spec = self.spec
+        if spec is None or spec.top_h is None or spec.top_h.phase == "thinking":
+            return None
+        return ControlSpec(think=spec.think, top_h=spec.top_h)
 
     async def _answer_rules(
         self, choice: _Choice, delta: ChoiceDelta, engine_finish: str | None
@@ -164,7 +299,7 @@ class Generation:
             delta.content = choice.stops.feed(delta.content, final=finish is not None)
             if choice.stops.matched is not None and finish is None:
                 finish = "stop"
-                await self.engine.abort([choice.request_id])
+                await self.engine.abort([choice.engine_id])
         if self.reply.tools != "none":
             choice.answer.append(delta.content)
             delta.content = ""
@@ -184,12 +319,15 @@ class Generation:
             metrics.FIRST_ANSWER_TOKEN.observe(time.monotonic() - self.created)
 
     def _trace(self, choice: _Choice) -> ControlTrace:
-        events = self.engine.events(choice.request_id)
+        own = [e._replace(at=e.at + choice.offset) for e in self.engine.events(choice.engine_id)]
+        side = choice.side.events if choice.side is not None else []
+        events = sorted([*choice.past_events, *own, *side], key=lambda e: e.at)
         metrics.observe_probe(events)
         tracker = choice.tracker
         n_out = len(choice.token_ids)
         forced = [_forced_count(e, n_out) for e in events]
         names = self.spec.controller_names() if self.spec else []
+        names += self.side.controllers if self.side else []
         if not any(e.reason == "answer_reserve" for e in events):
             # The answer reserve is a default safety net: named only where it acted.
             names = [n for n in names if n != "answer_reserve"]
@@ -198,6 +336,7 @@ class Generation:
             exit_reason=_exit_reason(choice, events),
             thinking_tokens=tracker.thinking_tokens if tracker else 0,
             forced_tokens=sum(forced),
+            probe_tokens=choice.side.probe_tokens if choice.side is not None else 0,
             events=[_event_out(e, k) for e, k in zip(events, forced, strict=True)],
         )
 
@@ -210,38 +349,50 @@ class Generation:
         return sum(len(c.token_ids) for c in self.choices)
 
 
-_DONE = object()  # a pump's end, in the interleaving queue
+_DONE = object()  # a stream's end, in the mux's queue
 
 
-async def _interleave(
-    pumps: list[AsyncGenerator[_Item, None]],
-) -> AsyncGenerator[_Item, None]:
-    """Items of several streams in the order they arrive; the first error is raised."""
-    queue: asyncio.Queue = asyncio.Queue()
+class _Mux:
+    """Items of several streams in the order they arrive, streams added on the way (side
+    probes, continuations); the first error is raised."""
 
-    async def drain(pump: AsyncGenerator[_Item, None]) -> None:
+    def __init__(self, streams: list[AsyncGenerator[_Item, None]]) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self._running = 0
+        for stream in streams:
+            self.add(stream)
+
+    def add(self, stream: AsyncGenerator[_Item, None]) -> None:
+        self._running += 1
+        self._tasks.append(asyncio.create_task(self._drain(stream)))
+
+    async def _drain(self, stream: AsyncGenerator[_Item, None]) -> None:
         try:
-            async for item in pump:
-                queue.put_nowait(item)
+            async for item in stream:
+                self._queue.put_nowait(item)
         except Exception as exc:  # the engine's error reaches the consumer
-            queue.put_nowait(exc)
-        queue.put_nowait(_DONE)
+            self._queue.put_nowait(exc)
+        self._queue.put_nowait(_DONE)
 
-    tasks = [asyncio.create_task(drain(p)) for p in pumps]
-    try:
-        running = len(tasks)
-        while running:
-            item = await queue.get()
+    def __aiter__(self) -> _Mux:
+        return self
+
+    async def __anext__(self) -> _Item:
+        while self._running:
+            item = await self._queue.get()
             if item is _DONE:
-                running -= 1
+                self._running -= 1
             elif isinstance(item, Exception):
                 raise item
             else:
-                yield item
-    finally:
-        for task in tasks:
+                return item
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _openai_finish(reason: str) -> str:
@@ -255,13 +406,14 @@ def _forced_count(event: ControlEvent, n_out: int) -> int:
 
 def _event_out(e: ControlEvent, forced: int) -> ControlEventOut:
     detail = dict(e.detail)
-    ints = {k: int(detail[k]) for k in ("cue_index", "min_thinking", "max_thinking_tokens")
+    ints = {k: int(detail[k]) for k in ("cue_index", "min_thinking", "max_thinking_tokens",
+                                         "agreeing", "probe_tokens", "cached_tokens")
             if detail.get(k) is not None}  # fmt: skip
     floats = ("score", "delta", "threshold", "max_accuracy_loss", "effort",
-              "predicted_natural_tokens", "predicted_sufficient_tokens")  # fmt: skip
+              "predicted_natural_tokens", "predicted_sufficient_tokens", "confidence")  # fmt: skip
     return ControlEventOut(
         controller=e.controller, reason=e.reason, at=e.at, forced_tokens=forced,
-        **{k: detail.get(k) for k in floats}, **ints,
+        answer=detail.get("answer"), **{k: detail.get(k) for k in floats}, **ints,
     )  # fmt: skip
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from probes.cues import cue_token_ids_of
 from probes.model_folder import ThinkTokens
 from server.controllers.phase import Delimiters
 
@@ -27,3 +29,9 @@ class ModelInfo:
     def delims(self) -> Delimiters | None:
         """None: the model has no single-token think delimiters (served as non-thinking)."""
         return Delimiters(self.think.start, self.think.end) if self.think.thinks else None
+
+    @cached_property
+    def cue_ids(self) -> frozenset[int]:
+        """The tokens of the default cue words ("wait", ...), where DEER tries the answer;
+        resolved on first use (a pass over the vocabulary)."""
+        return frozenset(cue_token_ids_of(self.tokenizer))

@@ -53,6 +53,7 @@ from server.protocol import (
     NamedToolChoice,
     ThinkctlOptions,
 )
+from server.side_probe import SideProbeSpec
 
 # reasoning_effort -> maximum thinking tokens, for a model without an effort table (None: no cap).
 UNCALIBRATED_BUDGETS: dict[str, int | None] = {
@@ -94,6 +95,7 @@ class Plan:
     spec: ControlSpec | None  # None: no controller asked for
     n: int
     reply: Reply = field(default_factory=Reply)
+    side: SideProbeSpec | None = None  # DEER / Dynasor trial answers (server/generation.py)
 
 
 def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> Plan:
@@ -119,6 +121,7 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
         ),
         n=req.n,
         reply=_reply(req),
+        side=_side_probe(req, info, grammar is not None),
     )
 
 
@@ -621,6 +624,34 @@ def _control_spec(
         )
         if lynx is not None and lynx.exits
         else None,
+    )
+
+
+def _side_probe(req: ChatCompletionRequest, info: ModelInfo, grammar: bool) -> SideProbeSpec | None:
+    """DEER and Dynasor's rules, or None. Their exit restarts generation from the trial's
+    prefix (server/generation.py), where neither logprobs of the forced close nor a
+    grammar's state would carry over: those combinations are refused."""
+    opts = req.thinkctl
+    if opts is None or (opts.deer is None and opts.dynasor is None):
+        return None
+    param = "thinkctl.deer" if opts.deer is not None else "thinkctl.dynasor"
+    if not info.think.thinks:
+        raise InvalidRequest(f"{param} needs a model with think delimiters.", param)
+    for asked, field_name in ((req.logprobs, "logprobs"), (grammar, "a grammar")):
+        if asked:
+            raise InvalidRequest(f"{param} cannot be combined with {field_name}: an exit "
+                                 "restarts the answer from the trial's prefix.", param)  # fmt: skip
+    inducer = opts.answer_inducer  # None: the model's own
+    deer, dyn = opts.deer, opts.dynasor
+    return SideProbeSpec(
+        close=tuple(info.think.close(inducer)),
+        inducer=info.think.conventions.answer_inducer if inducer is None else inducer,
+        answer_tokens=max(o.answer_tokens for o in (deer, dyn) if o is not None),
+        cue_ids=info.cue_ids if deer is not None else frozenset(),
+        threshold=deer.threshold if deer is not None else None,
+        confidence=deer.confidence if deer is not None else "mean",
+        every=dyn.every if dyn is not None else None,
+        agree=dyn.agree if dyn is not None else None,
     )
 
 

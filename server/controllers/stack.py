@@ -39,7 +39,8 @@ class ControlEvent(NamedTuple):
     reason: str
     at: int
     tokens: tuple[int, ...]
-    detail: tuple[tuple[str, float], ...] = ()
+    # (name, number); a side probe's events (server/generation.py) also carry its answer text.
+    detail: tuple[tuple[str, float | str | None], ...] = ()
     note: bool = False  # a reported decision that changed nothing
 
 
