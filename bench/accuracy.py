@@ -9,8 +9,11 @@ Each request goes through the official `openai` client with its own seed. Rows a
 appended to results.jsonl as they finish, and a rerun skips the rows already there, so
 an interrupted run loses nothing. Settings are named `none`, `budget:N`, `ts:S`,
 `effort:LEVEL`, `effort:E` (numeric; the global cap), `effort_query:LEVEL` and
-`effort_query:E` (per-query budgets from the length predictor) and `top_h:A`, combined
-with `+` (e.g. `budget:60+ts:100`).
+`effort_query:E` (per-query budgets from the length predictor), `top_h:A`, `deer:λ`
+(DEER: trial answers at cues, exit at confidence λ) and `dynasor:KxM` (Dynasor: a trial
+every K thinking tokens, exit when M agree), combined with `+` (e.g. `budget:60+ts:100`).
+Side-probe settings also record `probe_tokens`, the tokens their trials generated, and
+the run draws `pareto_total.png` on thinking + probe tokens beside `pareto.png`.
 
 The oracle frontier: for each trace of the `none` setting, the earliest cue whose forced
 exit (probes/forced_exit.py) answers correctly, the best any exit policy could do
@@ -57,6 +60,8 @@ DEFAULT_SETTINGS = (
     *(f"lynx:{d:g}" for d in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)),
     *(f"lynx_effort:{level}" for level in ("low", "medium", "high")),
     *(f"lynx_risk:{e:g}" for e in (0.005, 0.01, 0.02)),
+    *(f"deer:{t:g}" for t in (0.9, 0.99, 0.999, 0.9999)),
+    *(f"dynasor:{k}x{m}" for k in (8, 16, 32) for m in (2, 3)),
 )
 # The testbed's committed runs cut every trace at 450 tokens (`--max-tokens 450`); without
 # the flag no max_tokens is sent and the server allows what the model's context leaves.
@@ -96,6 +101,11 @@ def parse_setting(setting: str) -> dict:
             ctl["lynx"] = {"delta": float(value)}
         elif kind == "lynx_risk":
             ctl["lynx"] = {"max_accuracy_loss": float(value)}
+        elif kind == "deer":
+            ctl["deer"] = {"threshold": float(value)}
+        elif kind == "dynasor":
+            every, _, agree = value.partition("x")
+            ctl["dynasor"] = {"every": int(every), "agree": int(agree)}
         else:
             raise ValueError(f"unknown setting {part!r}")
     if ctl:
@@ -143,6 +153,7 @@ async def run_grid(
                 "thinking_tokens": trace["thinking_tokens"],
                 "answer_tokens": r.usage.completion_tokens - trace["thinking_tokens"],
                 "exit_reason": trace["exit_reason"],
+                "probe_tokens": trace.get("probe_tokens", 0),
                 "latency_s": round(time.monotonic() - started, 3),
             }  # fmt: skip
             if setting == "none":
@@ -260,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     (args.out / "accuracy_run.json").write_text(json.dumps(meta, indent=2) + "\n")
     report.plot(summary, args.out / "pareto.png", title)
+    if any(r.get("probe_tokens") for r in summary["rows"]):
+        report.plot(summary, args.out / "pareto_total.png", title, x="total")
     print(report.table(summary))
 
 

@@ -30,12 +30,16 @@ def summarise(rows: list[dict], **meta) -> dict:
     out = []
     for setting, rs in by_setting.items():
         tokens = [r["thinking_tokens"] for r in rs]
+        probe = [r.get("probe_tokens", 0) for r in rs]  # side probes' tokens (DEER, Dynasor)
         k = sum(r["correct"] for r in rs)
         out.append({
             "setting": setting, "family": family(setting), "n": len(rs),
             "accuracy": round(k / len(rs), 4), "accuracy_ci95": wilson(k, len(rs)),
             "mean_thinking_tokens": round(statistics.mean(tokens), 1),
             "median_thinking_tokens": statistics.median(tokens),
+            "probe_tokens": round(statistics.mean(probe), 1),
+            "total_tokens": round(statistics.mean(t + q for t, q in zip(tokens, probe,
+                                                                        strict=True)), 1),
         })  # fmt: skip
     base = next((r for r in out if r["setting"] == "none"), None)
     oracle = next((r for r in out if r["setting"] == "oracle"), None)
@@ -54,51 +58,70 @@ def summarise(rows: list[dict], **meta) -> dict:
 
 
 def table(summary: dict) -> str:
-    lines = ["| setting | n | accuracy (95% CI) | mean thinking | savings | share of oracle |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    """Markdown; with probe and total columns when any setting ran side probes."""
+    probes = any(r.get("probe_tokens") for r in summary["rows"])
+    extra = " probe | total |" if probes else ""
+    lines = ["| setting | n | accuracy (95% CI) | mean thinking | savings | share of oracle |"
+             + extra, "|---|---|---|---|---|---|" + "---|---|" * probes]  # fmt: skip
     for r in summary["rows"]:
         lo, hi = r["accuracy_ci95"]
+        cost = r.get("total_tokens", r["mean_thinking_tokens"])
         lines.append(
             f"| {r['setting']} | {r['n']} | {r['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) "
             f"| {r['mean_thinking_tokens']:.1f} | {r.get('savings_vs_none', 0):.1%} "
             f"| {r.get('share_of_oracle_savings', float('nan')):.1%} |"
+            + (f" {r.get('probe_tokens', 0):.1f} | {cost:.1f} |" if probes else "")
         )
     return "\n".join(lines)
 
 
-def plot(summary: dict, path: Path, title: str = "Accuracy vs thinking tokens") -> None:
+def plot(
+    summary: dict, path: Path, title: str = "Accuracy vs thinking tokens", x: str = "thinking"
+) -> None:
+    """The Pareto plot; `x="total"` puts thinking plus side-probe tokens on the x axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    _curves(ax, summary["rows"])
-    _finish(fig, ax, title, path)
+    _curves(ax, summary["rows"], x=_X[x][0])
+    _finish(fig, ax, title, path, _X[x][1])
+
+
+# x axis -> (row key, label)
+_X = {
+    "thinking": ("mean_thinking_tokens", "mean thinking tokens per request"),
+    "total": ("total_tokens", "mean thinking + side-probe tokens per request"),
+}
 
 
 # One colour per curve family, so that compared models match by colour.
 FAMILIES = ("none", "oracle", "budget", "ts", "top_h", "effort", "lynx", "lynx_effort",
-            "lynx_risk", "effort_query")  # fmt: skip
+            "lynx_risk", "effort_query", "deer", "dynasor")  # fmt: skip
 
 
-def _curves(ax, rows: list[dict], model: str = "", style: str = "-") -> None:
+def _curves(
+    ax, rows: list[dict], model: str = "", style: str = "-", x: str = "mean_thinking_tokens"
+) -> None:
     curves: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         curves[r["family"]].append(r)
     for name, rs in sorted(curves.items()):
-        rs = sorted(rs, key=lambda r: r["mean_thinking_tokens"])
+        rs = sorted(rs, key=lambda r: r.get(x, r["mean_thinking_tokens"]))
         marker = "*" if name in ("none", "oracle") else "o"
-        colour = f"C{FAMILIES.index(name)}" if name in FAMILIES else None
-        ax.plot([r["mean_thinking_tokens"] for r in rs], [r["accuracy"] for r in rs],
+        colour = f"C{FAMILIES.index(name) % 10}" if name in FAMILIES else None
+        ax.plot([r.get(x, r["mean_thinking_tokens"]) for r in rs], [r["accuracy"] for r in rs],
                 marker=marker, markersize=10 if marker == "*" else 5, linestyle=style,
                 color=colour, label=f"{model}: {name}" if model else name)  # fmt: skip
 
 
-def _finish(fig, ax, title: str, path: Path) -> None:
+def _finish(
+    fig, ax, title: str, path: Path, xlabel: str = "mean thinking tokens per request"
+) -> None:
     import matplotlib.pyplot as plt
 
-    ax.set_xlabel("mean thinking tokens per request")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.accuracy import parse_setting
 from tests.conftest import API_KEY
 
@@ -33,16 +35,24 @@ def test_settings_parse_into_request_fields():
         "reasoning_effort": "high",
         "thinkctl": {"lynx": True},
     }
+    assert parse_setting("deer:0.99") == {"thinkctl": {"deer": {"threshold": 0.99}}}
+    assert parse_setting("dynasor:16x3") == {"thinkctl": {"dynasor": {"every": 16, "agree": 3}}}
 
 
 def test_smoke_run_writes_results_summary_and_plot_and_resumes(server, tmp_path):
     cmd = [sys.executable, "-m", "bench.accuracy", "--base-url", server.base_url,
-           "--api-key", API_KEY, "--n", "6", "--settings", "none", "budget:20", "--out", str(tmp_path)]  # fmt: skip
+           "--api-key", API_KEY, "--n", "6", "--settings", "none", "budget:20", "dynasor:8x2",
+           "--out", str(tmp_path)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     rows = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(rows) == 12
+    assert len(rows) == 18
     summary = {r["setting"]: r for r in json.loads((tmp_path / "accuracy.json").read_text())}
-    assert set(summary) == {"none", "budget:20", "oracle"}
+    assert set(summary) == {"none", "budget:20", "dynasor:8x2", "oracle"}
+    dyn = summary["dynasor:8x2"]
+    assert dyn["probe_tokens"] > 0 and summary["none"]["probe_tokens"] == 0
+    assert dyn["total_tokens"] == pytest.approx(dyn["mean_thinking_tokens"] + dyn["probe_tokens"],
+                                                abs=0.11)  # fmt: skip
+    assert (tmp_path / "pareto_total.png").read_bytes()[:4] == b"\x89PNG"
     for r in summary.values():
         assert {"setting", "accuracy", "mean_thinking_tokens", "n"} <= set(r) and r["n"] == 6
     assert summary["budget:20"]["mean_thinking_tokens"] <= 20
@@ -50,7 +60,7 @@ def test_smoke_run_writes_results_summary_and_plot_and_resumes(server, tmp_path)
     assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     # A rerun finds every row done and sends nothing new.
     subprocess.run([*cmd, "--no-oracle"], check=True, capture_output=True, timeout=600)
-    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 12
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 18
 
 
 def test_a_jsonl_dataset_is_checked_by_math_equivalence(server, tmp_path):
