@@ -60,7 +60,7 @@ DEFAULT_SETTINGS = (
     *(f"lynx:{d:g}" for d in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)),
     *(f"lynx_effort:{level}" for level in ("low", "medium", "high")),
     *(f"lynx_risk:{e:g}" for e in (0.005, 0.01, 0.02)),
-    *(f"deer:{t:g}" for t in (0.9, 0.99, 0.999, 0.9999)),
+    *(f"deer:{t:g}" for t in (0.9, 0.999, 0.9999, 0.99999, 0.999999)),
     *(f"dynasor:{k}x{m}" for k in (8, 16, 32) for m in (2, 3)),
 )
 # The testbed's committed runs cut every trace at 450 tokens (`--max-tokens 450`); without
@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "accuracy_run.json").write_text(json.dumps(meta, indent=2) + "\n")
     report.plot(summary, args.out / "pareto.png", title)
     if any(r.get("probe_tokens") for r in summary["rows"]):
-        report.plot(summary, args.out / "pareto_total.png", title, x="total")
+        total_title = title.replace("thinking tokens", "thinking + side-probe tokens")
+        report.plot(summary, args.out / "pareto_total.png", total_title, x="total")
     print(report.table(summary))
 
 

@@ -96,9 +96,11 @@ _X = {
 }
 
 
-# One colour per curve family, so that compared models match by colour.
+# One colour per curve family, so that compared models match by colour: matplotlib's ten,
+# then two more.
 FAMILIES = ("none", "oracle", "budget", "ts", "top_h", "effort", "lynx", "lynx_effort",
             "lynx_risk", "effort_query", "deer", "dynasor")  # fmt: skip
+_MORE_COLOURS = ("black", "darkgoldenrod")
 
 
 def _curves(
@@ -110,7 +112,8 @@ def _curves(
     for name, rs in sorted(curves.items()):
         rs = sorted(rs, key=lambda r: r.get(x, r["mean_thinking_tokens"]))
         marker = "*" if name in ("none", "oracle") else "o"
-        colour = f"C{FAMILIES.index(name) % 10}" if name in FAMILIES else None
+        i = FAMILIES.index(name) if name in FAMILIES else None
+        colour = None if i is None else f"C{i}" if i < 10 else _MORE_COLOURS[i - 10]
         ax.plot([r.get(x, r["mean_thinking_tokens"]) for r in rs], [r["accuracy"] for r in rs],
                 marker=marker, markersize=10 if marker == "*" else 5, linestyle=style,
                 color=colour, label=f"{model}: {name}" if model else name)  # fmt: skip

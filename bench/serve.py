@@ -21,6 +21,12 @@ machine hits baseline and thinkctl alike. Scenarios (request body via `--extra-b
   probe scores every cue but never exits (again overhead only).
 - `effort_medium` / `lynx_effort_medium`: `reasoning_effort: medium` through the budget
   table / the probe's table: real savings, for goodput.
+- `side_probes`: thinkctl with Dynasor's trials every 16 thinking tokens but an agreement
+  (64) no trial run reaches: every trial's side request and held output, never an exit
+  (overhead only, beside `lynx`).
+- `deer` / `dynasor`: DEER at λ = 0.9999 and Dynasor at k = 16, m = 3, which exit: real
+  savings, for goodput, their trials' tokens paid inside the engine. vLLM's tool counts
+  only the reply's tokens, so side-probe tokens lower tok/s rather than adding to it.
 
 Throughput ratio = output tokens/s of a thinkctl scenario / that of `vllm`, each the mean
 over rounds. Goodput = completed requests per second under the same closed-loop load
@@ -78,6 +84,10 @@ SCENARIOS: dict[str, tuple[str, dict]] = {  # name -> (server, extra body)
     "lynx": ("probe", {"thinkctl": {"lynx": {"delta": DELTA_NEVER}, **NO_RESERVE}}),
     "effort_medium": ("thinkctl", {"reasoning_effort": "medium", "thinkctl": NO_RESERVE}),
     "lynx_effort_medium": ("probe", {"reasoning_effort": "medium", "thinkctl": NO_RESERVE}),
+    "side_probes": ("thinkctl", {"thinkctl": {"dynasor": {"every": 16, "agree": 64},
+                                              **NO_RESERVE}}),
+    "deer": ("thinkctl", {"thinkctl": {"deer": {"threshold": 0.9999}, **NO_RESERVE}}),
+    "dynasor": ("thinkctl", {"thinkctl": {"dynasor": {"every": 16, "agree": 3}, **NO_RESERVE}}),
 }  # fmt: skip
 METRICS = ("failed", "output_throughput", "request_throughput", "total_token_throughput",
            "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
@@ -175,11 +185,12 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
     base = means["vllm"]["output_throughput"]
     ratios = {
         name: round(means[name]["output_throughput"] / base, 3)
-        for name in ("no_control", "step_controllers", "lynx") if name in means
+        for name in ("no_control", "step_controllers", "lynx", "side_probes") if name in means
     }  # fmt: skip
     goodput = {
         name: round(means[name]["request_throughput"] / means[ref]["request_throughput"], 3)
-        for name, ref in (("effort_medium", "no_control"), ("lynx_effort_medium", "no_control"))
+        for name, ref in (("effort_medium", "no_control"), ("lynx_effort_medium", "no_control"),
+                          ("deer", "no_control"), ("dynasor", "no_control"))
         if name in means and ref in means
     }  # fmt: skip
     # Each round's ratio against plain vLLM in the same round (the A/B pairs the alternation

@@ -265,11 +265,12 @@ class Generation:
             return
         # Exit at the trial's prefix: the output after it was never sent, and is dropped.
         await self.engine.abort([choice.engine_id])
+        dropped = sum(len(d.token_ids) for d in side.held)
         side.held = []
         choice.past_events += [e for e in self.engine.events(choice.engine_id) if e.at < trial.at]
         close = list(spec.close)
         side.events.append(ControlEvent(verdict.exit_by, verdict.exit_by, trial.at, tuple(close),
-                                        detail))  # fmt: skip
+                                        (*detail, ("discarded_tokens", dropped))))  # fmt: skip
         left = self.sampling["max_tokens"] - trial.at - len(close)
         text = self.info.tokenizer.decode(close, skip_special_tokens=True)
         choice.engine_id = f"{choice.request_id}+answer"
@@ -407,7 +408,8 @@ def _forced_count(event: ControlEvent, n_out: int) -> int:
 def _event_out(e: ControlEvent, forced: int) -> ControlEventOut:
     detail = dict(e.detail)
     ints = {k: int(detail[k]) for k in ("cue_index", "min_thinking", "max_thinking_tokens",
-                                         "agreeing", "probe_tokens", "cached_tokens")
+                                         "agreeing", "probe_tokens", "cached_tokens",
+                                         "discarded_tokens")
             if detail.get(k) is not None}  # fmt: skip
     floats = ("score", "delta", "threshold", "max_accuracy_loss", "effort",
               "predicted_natural_tokens", "predicted_sufficient_tokens", "confidence")  # fmt: skip

@@ -652,6 +652,7 @@ def _side_probe(req: ChatCompletionRequest, info: ModelInfo, grammar: bool) -> S
         confidence=deer.confidence if deer is not None else "mean",
         every=dyn.every if dyn is not None else None,
         agree=dyn.agree if dyn is not None else None,
+        min_thinking=opts.min_thinking_tokens or 0,
     )
 
 

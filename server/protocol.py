@@ -366,12 +366,14 @@ class ControlEventOut(BaseModel):
     max_thinking_tokens: int | None = None
     # A side probe's trial answer (reason "trial", and the exit it caused, "deer" or
     # "dynasor"): the answer read from it (None: none, or a hedge), its confidence, the
-    # trial answers in a row that agree with it, its tokens, and vLLM's prefix-cache hits.
+    # trial answers in a row that agree with it, its tokens, and vLLM's prefix-cache hits;
+    # on the exit, the tokens the choice's request generated during the trial (dropped).
     answer: str | None = None
     confidence: float | None = None
     agreeing: int | None = None
     probe_tokens: int | None = None
     cached_tokens: int | None = None
+    discarded_tokens: int | None = None
 
 
 class ControlTrace(BaseModel):

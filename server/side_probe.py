@@ -46,6 +46,7 @@ class SideProbeSpec:
     confidence: Literal["mean", "min"] = "mean"
     every: int | None = None  # Dynasor: try every this many thinking tokens
     agree: int | None = None  # Dynasor: exit when this many trial answers in a row agree
+    min_thinking: int = 0  # the request's minimum thinking: no trial before it
 
     @property
     def controllers(self) -> list[str]:
@@ -109,8 +110,8 @@ class SideProber:
     def due(self, new_ids: Sequence[int], thinking_tokens: int, thinking: bool) -> bool:
         """After the server has taken `new_ids` (the choice's latest output tokens): try the
         answer now? Only inside thinking: at a cue among them (DEER), or once thinking has
-        grown past the next multiple of k (Dynasor)."""
-        if not thinking:
+        grown past the next multiple of k (Dynasor); never below the minimum thinking."""
+        if not thinking or thinking_tokens < self.spec.min_thinking:
             return False
         due = bool(self.spec.cue_ids) and any(t in self.spec.cue_ids for t in new_ids)
         every = self.spec.every

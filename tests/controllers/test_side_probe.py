@@ -64,6 +64,13 @@ def test_deer_tries_at_cues_inside_thinking_only():
     assert not prober.due([CUE], 6, thinking=False)
 
 
+def test_no_trial_below_the_minimum_thinking():
+    prober = SideProber(spec(every=8, cue_ids=frozenset({CUE}), threshold=0.9, min_thinking=20))
+    assert not any(prober.due([CUE], t, thinking=True) for t in range(1, 20))
+    assert prober.due([5], 20, thinking=True)  # the grid's missed points are due at once
+    assert not prober.due([5], 21, thinking=True) and prober.due([5], 24, thinking=True)
+
+
 def test_m_agreeing_answers_exit_under_dynasor():
     prober = SideProber(spec(every=8, agree=3))
     verdicts = [prober.judge(trial(t)) for t in (" 4 }", " 5 }", " 5 }", " 5 }")]

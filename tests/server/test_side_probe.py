@@ -31,6 +31,7 @@ def test_m_agreeing_trial_answers_end_thinking(client, tokenizer):
     at = exit_["at"]
     assert [e["at"] for e in trials] == list(range(8, at + 1, 8))  # every 8 thinking tokens
     assert trials[-1]["at"] == at and exit_["agreeing"] == 2
+    assert exit_["discarded_tokens"] >= 0  # generated while the last trial ran, then dropped
     assert trials[-2]["answer"] == trials[-1]["answer"] == exit_["answer"]
     earlier = zip(trials[:-2], trials[1:-1], strict=True)  # no earlier pair agreed
     assert not any(a["answer"] == b["answer"] is not None for a, b in earlier)
@@ -70,6 +71,20 @@ def test_an_unreachable_confidence_lets_thinking_finish(client):
     assert trace["exit_reason"] == "natural"
     assert trace["thinking_tokens"] == natural["thinking_tokens"]  # the held output released
     assert all(e["confidence"] < 1.0 for e in trace["events"] if e["reason"] == "trial")
+
+
+def test_each_choice_probes_on_its_own(client):
+    r = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, max_tokens=300, temperature=0.6, seed=3, n=3,
+        extra_body={"thinkctl": {"dynasor": {"every": 8, "agree": 2}}},
+    )  # fmt: skip
+    for choice in r.choices:
+        trace = choice.model_extra["thinkctl"]
+        trials = [e for e in trace["events"] if e["reason"] == "trial"]
+        assert trace["probe_tokens"] == sum(e["probe_tokens"] for e in trials) > 0
+        if trace["exit_reason"] == "dynasor":
+            assert trace["thinking_tokens"] == trials[-1]["at"]
+            assert str(extract_answer(choice.message.content)) == trials[-1]["answer"]
 
 
 def test_streamed_reply_equals_the_whole_one(client):
