@@ -1,6 +1,6 @@
 """Real reasoning models' conventions through the real engine and HTTP server.
 
-Genuine tokenizers and chat templates (tests/fixtures/real_tokenizers) on tiny
+Genuine tokenizers and chat templates (testbed/tokenizers) on tiny
 random-weight models of the real architectures, with the real 151,936-token vocabulary
 (tests/real_models.py). Random weights never think on their own, so thinking is opened by
 the template or by a forced `<think>\\n` prefix, and every check is about the plumbing:
