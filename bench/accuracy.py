@@ -182,14 +182,15 @@ def oracle_rows(model_dir: Path, results: Path, data: Dataset) -> list[dict]:
     engine = OfflineEngine(str(model_dir), seed=0)
     tok = engine.tokenizer
     think = think_tokens(model_dir, tok)
-    inducer = think.conventions.answer_inducer
+    close = think.close()
     exits = forced_exits([r["prompt_ids"] for r in natural], [r["output_ids"] for r in natural],
-                         cue_token_ids_of(tok), think.close())  # fmt: skip
+                         cue_token_ids_of(tok), close)  # fmt: skip
     answers = engine.greedy_ids([e.prompt_ids for e in exits])
     earliest: dict[int, int] = {}
     for e, ans in zip(exits, answers, strict=True):
         q = natural[e.trace]["problem"]
-        if e.trace not in earliest and data.check(q, inducer + " " + tok.decode(ans)):
+        # The inducer opens the answer: decoded with it, as calibration/traces.py does.
+        if e.trace not in earliest and data.check(q, tok.decode(close[1:] + ans)):
             earliest[e.trace] = e.position
     out = []
     for t, r in enumerate(natural):
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
     if args.data is None:
-        if args.model not in embedded.TESTBED_FOLDERS:
+        if args.model not in embedded.TESTBEDS:
             p.error(f"--data is required for {args.model!r} (a JSONL of question/answer)")
         args.data = "testbed"
     args.out.mkdir(parents=True, exist_ok=True)

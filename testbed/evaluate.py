@@ -1,12 +1,14 @@
-"""Measure the testbed model through vLLM on the CPU and write metrics.json beside it.
+"""Measure a testbed model through vLLM on the CPU and write metrics.json beside it.
 
     python -m testbed.evaluate --model testbed/model            # 1,000 test problems, T = 0.6
+    python -m testbed.evaluate --model testbed-r1               # an embedded one, by name
 
 Measured on the held-out test split, sampled at temperature 0.6:
 - accuracy_think: final answers with natural thinking;
-- accuracy_no_think: the end of thinking forced at once (prompt + `</think> \\boxed{`);
+- accuracy_no_think: the end of thinking forced at once (prompt + `</think>` + the
+  folder's answer inducer);
 - forced exits at every cue of every natural trace (trace cut before the cue, then
-  `</think> \\boxed{` and a greedy answer): well-formed rate, the earliest correct one,
+  `</think>`, the inducer and a greedy answer): well-formed rate, the earliest correct one,
   and which traces pass a cue where exiting would be wrong yet end correct;
 - overthinking_ratio_median: thinking tokens / tokens up to the earliest cue whose
   forced exit is correct, median over traces that have such a cue.
@@ -24,9 +26,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from probes import model_folder
+from probes.cues import cue_token_ids_of
 from probes.forced_exit import forced_exits
-from testbed import tasks
-from testbed.traces import CUES
+from testbed import r1, tasks
 
 
 def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
@@ -37,8 +39,7 @@ def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
     think = model_folder.read(model, tok)  # the folder's thinkctl.json: the boxed inducer
     end_id = think.require_end()
     close = think.close()
-    inducer = think.conventions.answer_inducer
-    cue_ids = tok.convert_tokens_to_ids(list(CUES))
+    cue_ids = cue_token_ids_of(tok)  # "Wait", " Wait", "wait", ... wherever they are tokens
     problems = tasks.held_out("test")[:n]
     prompts = tasks.prompt_ids(tok, problems)
     room = engine.max_model_len - max(map(len, prompts))
@@ -56,12 +57,13 @@ def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
 
     # No thinking: the same forced exit as at a cue, at position 0.
     no_think = engine.generate([[*p, *close] for p in prompts], 8, temperature, progress=True)
-    no_think_text = [inducer + " " + c.text for c in no_think]
+    # The inducer opens the answer: decoded with it, as calibration/traces.py does.
+    no_think_text = [tok.decode(close[1:] + c.ids) for c in no_think]
     no_think_ok = [tasks.is_correct(p, t) for p, t in zip(problems, no_think_text, strict=True)]
 
     exits = forced_exits(prompts, outputs, cue_ids, close)
     greedy = engine.greedy_ids([e.prompt_ids for e in exits])
-    answers = [inducer + " " + tok.decode(a) for a in greedy]
+    answers = [tok.decode(close[1:] + a) for a in greedy]
     by_trace: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     for e, text in zip(exits, answers, strict=True):
         by_trace[e.trace].append((e.position, tasks.extract_answer(text)))
@@ -104,23 +106,33 @@ def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
     }
 
 
+def _folders(model: str) -> tuple[Path, Path]:
+    """(the folder vLLM loads, the folder whose metrics.json this is): the same for a model
+    folder; for testbed-r1, its expanded cache folder and the shipped testbed/r1."""
+    if model == r1.NAME:
+        return r1.ensure_folder(), r1.FOLDER
+    return Path(model), Path(model)
+
+
 def _mean(xs: list[bool]) -> float:
     return round(sum(xs) / len(xs), 4) if xs else 0.0
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, default=Path(__file__).parent / "model")
+    p.add_argument("--model", default=str(Path(__file__).parent / "model"),
+                   help=f"a model folder, or {r1.NAME!r}")  # fmt: skip
     p.add_argument("--n", type=int, default=tasks.SPLIT_SIZES["test"])
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="metrics file (default: MODEL/metrics.json)")
     args = p.parse_args(argv)
-    metrics = evaluate(args.model, args.n, args.temperature, args.seed)
+    folder, shipped = _folders(args.model)
+    metrics = evaluate(folder, args.n, args.temperature, args.seed)
     metrics["command"] = "python -m testbed.evaluate " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
-    out = args.out or args.model / "metrics.json"
+    out = args.out or shipped / "metrics.json"
     out.write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
 

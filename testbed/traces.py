@@ -39,29 +39,56 @@ class TraceStyle:
     cut_rate: float = 0.2
 
 
-def _pass(problem: Problem, slips: set[int]) -> tuple[list[str], int]:
-    words: list[str] = []
+# One step of a pass: (label, value before, op, operand, value after).
+Step = tuple[str, int, str, int, int]
+
+
+def passes(problem: Problem, slips: set[int]) -> tuple[list[Step], int]:
+    """One pass over the chain (`slips`: the `*` steps computed as `+`), and its answer."""
+    steps: list[Step] = []
     v = problem.start
     for i, (label, (op, b)) in enumerate(zip(LABELS, problem.steps, strict=False)):
         new = apply("+" if i in slips else op, v, b)
-        words += [label, ":", str(v), op, str(b), "=", str(new), ","]
+        steps.append((label, v, op, b, new))
         v = new
+    return steps, v
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a trace says, before its surface form: the first pass, then one correct
+    re-check per cue word."""
+
+    first: tuple[list[Step], int]
+    correct: tuple[list[Step], int]
+    cues: list[str]
+
+
+def plan(problem: Problem, rng: random.Random, style: TraceStyle = TraceStyle()) -> Plan:
+    slips = {
+        i for i, (op, _) in enumerate(problem.steps) if op == "*" and rng.random() < style.mul_error
+    }
+    first, correct = passes(problem, slips), passes(problem, set())
+    rechecks = (first[1] != problem.answer) + rng.randint(1, style.max_redundant)
+    return Plan(first, correct, [rng.choice(CUES) for _ in range(rechecks)])
+
+
+def _pass_words(steps: list[Step], answer: int) -> list[str]:
+    words: list[str] = []
+    for label, v, op, b, new in steps:
+        words += [label, ":", str(v), op, str(b), "=", str(new), ","]
     words[-1] = "."
-    return [*words, "so", "answer", str(v), "."], v
+    return [*words, "so", "answer", str(answer), "."]
 
 
 def thinking_words(
     problem: Problem, rng: random.Random, style: TraceStyle = TraceStyle()
 ) -> list[str]:
     """The words inside the thinking block."""
-    slips = {
-        i for i, (op, _) in enumerate(problem.steps) if op == "*" and rng.random() < style.mul_error
-    }
-    words, tentative = _pass(problem, slips)
-    correct, _ = _pass(problem, set())
-    rechecks = (tentative != problem.answer) + rng.randint(1, style.max_redundant)
-    for _ in range(rechecks):
-        words += [rng.choice(CUES), ",", "check", ":", *correct]
+    p = plan(problem, rng, style)
+    words = _pass_words(*p.first)
+    for cue in p.cues:
+        words += [cue, ",", "check", ":", *_pass_words(*p.correct)]
     return words
 
 
