@@ -35,10 +35,10 @@ from probes.cues import DEFAULT_CUES, cue_token_ids_of
 from probes.effort_table import GRID, LEVELS
 from probes.features import FeatureSpec, default_layers, model_facts
 from probes.model_folder import ThinkTokens
+from testbed import r1
 
 DELTAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 # --confidence -> candidate probe inputs (True: hidden state + confidence value)
-TESTBED_R1 = "testbed-r1"  # testbed/r1.py's NAME, named here without importing torch
 CONFIDENCE = {"auto": (False, True), "on": (True,), "off": (False,)}
 DEFAULT_DELTA = 0.05
 REPORTED_EFFORTS = (0.3, 0.5, 0.7)  # the report's global-vs-per-query rows, with the levels
@@ -49,9 +49,7 @@ def _model_path(model: str) -> str:
     pass `--calibration testbed/r1` to write what it ships)."""
     if model == "testbed":
         return str(Path(__file__).resolve().parent.parent / "testbed" / "model")
-    if model == TESTBED_R1:
-        from testbed import r1
-
+    if model == r1.NAME:
         return str(r1.ensure_folder())
     return model
 
@@ -111,7 +109,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kv-cache-memory-bytes", type=int, default=1 << 30)
     args = p.parse_args(argv)
     if args.data is None:
-        if args.model not in ("testbed", TESTBED_R1):
+        if args.model not in ("testbed", r1.NAME):
             p.error(f"--data is required for {args.model!r} (a JSONL of question/answer)")
         args.data = "testbed"
     return args

@@ -90,6 +90,19 @@ def running_server(
 
 
 @contextmanager
+def openai_server(model: str, log: Path, args: list[str]) -> Iterator[openai.OpenAI]:
+    """`thinkctl serve --model MODEL ARGS` of its own, as an `openai` client (no API key)."""
+    try:
+        proc, url = start_server(model, log, args, timeout_s=START_TIMEOUT_S)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
+    finally:
+        stop_server(proc)
+
+
+@contextmanager
 def plain_vllm(
     model_dir: str, name: str, log: Path, args: list[str], env: dict[str, str] | None = None
 ) -> Iterator[openai.OpenAI]:

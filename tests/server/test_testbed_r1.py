@@ -3,10 +3,9 @@ inducer and its BPE cue words, on a model that thinks like the testbed."""
 
 import pytest
 
-from bench.server_process import start_server, stop_server
 from probes.cues import cue_token_ids_of
 from testbed.tasks import extract_answer, held_out
-from tests.conftest import START_TIMEOUT_S
+from tests.conftest import openai_server
 
 MODEL = "testbed-r1"
 PROBLEM = held_out("test")[1]
@@ -17,18 +16,9 @@ pytestmark = pytest.mark.engine
 
 @pytest.fixture(scope="module")
 def r1_client(tmp_path_factory):
-    import openai
-
     log = tmp_path_factory.mktemp("testbed-r1") / "serve.log"
-    try:
-        proc, url = start_server(MODEL, log, ["--kv-cache-memory-bytes", str(1 << 30)],
-                                 timeout_s=START_TIMEOUT_S)  # fmt: skip
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
-    finally:
-        stop_server(proc)
+    with openai_server(MODEL, log, ["--kv-cache-memory-bytes", str(1 << 30)]) as client:
+        yield client
 
 
 def create(client, **extra):
@@ -81,49 +71,52 @@ def test_deer_tries_at_bpe_cue_words(r1_client):
 
 
 L1 = "l3lab/L1-Qwen-1.5B-Exact"
+# The R1 family's presets: their instructions, L1's length prompt, DEER's inducer.
+PRESETS = ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "agentica-org/DeepScaleR-1.5B-Preview",
+           "nvidia/DLER-R1-1.5B-Research", L1)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def l1_client(tmp_path_factory):
-    """testbed-r1's folder served with L1's preset: its instruction, its length prompt and
-    the R1 presets' inducer, as a downloaded L1 would be."""
-    import openai
-
-    from server import embedded
-
-    log = tmp_path_factory.mktemp("testbed-r1-l1") / "serve.log"
-    args = ["--preset", L1, "--served-model-name", "l1", "--kv-cache-memory-bytes", str(1 << 30)]
-    try:
-        proc, url = start_server(str(embedded.ensure(MODEL)), log, args, timeout_s=START_TIMEOUT_S)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
-    finally:
-        stop_server(proc)
-
-
-def test_l1s_preset_prompts_for_the_budget_it_enforces(l1_client):
+@pytest.fixture(scope="module", params=PRESETS)
+def preset(request, tmp_path_factory):
+    """testbed-r1's folder served with a preset, as a downloaded copy of that model would be:
+    (preset id, client, tokenizer)."""
     from transformers import AutoTokenizer
 
     from server import embedded
+    from server.catalog.schema import load
 
-    tok = AutoTokenizer.from_pretrained(embedded.ensure(MODEL))
-    r = l1_client.chat.completions.create(
-        model="l1", messages=QUESTION, max_tokens=900, temperature=0, reasoning_effort="low",
-        extra_body={"return_token_ids": True},
-    )  # fmt: skip
-    prompt = tok.decode(r.model_extra["prompt_token_ids"])
-    trace = r.choices[0].model_extra["thinkctl"]
-    budget = trace["thinking_tokens"]
-    assert trace["exit_reason"] == "budget"
-    assert "Let's think step by step and output the final answer within \\boxed{}." in prompt
-    # The budget enforced is the one the prompt names (one for every query: no per-query
-    # effort under a length prompt), raised to L1's trained minimum of 100 in the prompt.
-    assert prompt.endswith(f"Think for {max(budget, 100)} tokens.<｜Assistant｜><think>\n")
-    assert not any(e["reason"] == "query_budget" for e in trace["events"])
-    assert r.choices[0].message.content.startswith("\n**Final Answer**\n\\boxed{")
-    assert extract_answer(r.choices[0].message.content) is not None
-    free = l1_client.chat.completions.create(model="l1", messages=QUESTION, max_tokens=900,
-                                             temperature=0)  # fmt: skip
-    assert extract_answer(free.choices[0].message.content) == PROBLEM.answer
+    folder = str(embedded.ensure(MODEL))
+    log = tmp_path_factory.mktemp("testbed-r1-preset") / "serve.log"
+    args = ["--preset", request.param, "--served-model-name", "copy",
+            "--kv-cache-memory-bytes", str(1 << 30)]  # fmt: skip
+    with openai_server(folder, log, args) as client:
+        yield load().find(request.param), client, AutoTokenizer.from_pretrained(folder)
+
+
+def test_r1_family_presets_prompt_and_close_as_their_models_do(preset):
+    entry, client, tok = preset
+
+    def ask(thinkctl=None, **body):
+        extra = {"return_token_ids": True, **({"thinkctl": thinkctl} if thinkctl else {})}
+        r = client.chat.completions.create(model="copy", messages=QUESTION, max_tokens=900,
+                                           extra_body=extra, **body)  # fmt: skip
+        return r, tok.decode(r.model_extra["prompt_token_ids"]), r.choices[0]
+
+    r, prompt, free = ask(seed=1)
+    assert entry.instruction.text in prompt and prompt.endswith("<｜Assistant｜><think>\n")
+    assert extract_answer(free.message.content) == PROBLEM.answer
+    r, _, cut = ask({"max_thinking_tokens": 40}, seed=1)
+    trace = cut.model_extra["thinkctl"]
+    assert trace["exit_reason"] == "budget" and trace["forced_tokens"] == 8
+    assert cut.message.content.startswith("\n**Final Answer**\n\\boxed{")
+    assert extract_answer(cut.message.content) is not None
+    if entry.length_prompt is not None:  # L1: the prompt names the budget it enforces
+        r, prompt, low = ask(temperature=0, reasoning_effort="low")
+        trace = low.model_extra["thinkctl"]
+        budget = trace["thinking_tokens"]
+        assert trace["exit_reason"] == "budget"
+        # One budget for every query (no per-query effort under a length prompt), raised to
+        # L1's trained minimum of 100 in the prompt.
+        assert prompt.endswith(f"Think for {max(budget, 100)} tokens.<｜Assistant｜><think>\n")
+        assert not any(e["reason"] == "query_budget" for e in trace["events"])
+        assert extract_answer(low.message.content) is not None
