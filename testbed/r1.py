@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from probes.model_folder import THINK_END, THINK_START
 from testbed import tasks
 from testbed.traces import Plan, Step, TraceStyle, plan
 
@@ -167,7 +168,7 @@ def encode_example(
     if cut:
         think = think[: rng.randrange(len(think))]
         answer = best_guess(tok.decode(think), rng)
-    end = tok.convert_tokens_to_ids("</think>")
+    end = tok.convert_tokens_to_ids(THINK_END)
     inducer = tok.encode(INDUCER, add_special_tokens=False)
     tail = [*inducer, *tok.encode(answer_text(answer), add_special_tokens=False), tok.eos_token_id]
     ids = [*prompt, *think, end, *tail]
@@ -197,7 +198,7 @@ def used_token_ids(tok: Any, seed: int = 0, samples: int = 20_000) -> list[int]:
     for split in ("calibration", "test"):  # held-out prompts use no new token, but say so
         for p in tasks.held_out(split)[:200]:
             used.update(tok.encode(p.prompt(), add_special_tokens=False))
-    specials = ("<think>", "</think>", tok.bos_token, tok.eos_token)
+    specials = (THINK_START, THINK_END, tok.bos_token, tok.eos_token)
     used.update(tok.convert_tokens_to_ids(list(specials)))
     return sorted(used)
 
