@@ -8,7 +8,7 @@ after cue words, closes thinking itself and answers `\\boxed{ d }`.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +90,10 @@ def running_server(
 
 
 @contextmanager
-def openai_server(model: str, log: Path, args: list[str]) -> Iterator[openai.OpenAI]:
-    """`thinkctl serve --model MODEL ARGS` of its own, as an `openai` client (no API key)."""
+def _client(start: Callable[[], tuple[subprocess.Popen, str]]) -> Iterator[openai.OpenAI]:
+    """A server `start()` launches, as an `openai` client (no API key), stopped at the end."""
     try:
-        proc, url = start_server(model, log, args, timeout_s=START_TIMEOUT_S)
+        proc, url = start()
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:
@@ -102,19 +102,16 @@ def openai_server(model: str, log: Path, args: list[str]) -> Iterator[openai.Ope
         stop_server(proc)
 
 
-@contextmanager
+def openai_server(model: str, log: Path, args: list[str]):
+    """`thinkctl serve --model MODEL ARGS` of its own, as an `openai` client (no API key)."""
+    return _client(lambda: start_server(model, log, args, timeout_s=START_TIMEOUT_S))
+
+
 def plain_vllm(
     model_dir: str, name: str, log: Path, args: list[str], env: dict[str, str] | None = None
-) -> Iterator[openai.OpenAI]:
+):
     """Plain `vllm serve` (bench/server_process.py), for parity tests: an `openai` client."""
-    try:
-        proc, url = start_vllm(model_dir, name, log, args, env, timeout_s=START_TIMEOUT_S)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
-    finally:
-        stop_server(proc)
+    return _client(lambda: start_vllm(model_dir, name, log, args, env, timeout_s=START_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
