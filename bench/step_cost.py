@@ -1,7 +1,7 @@
 """What thinkctl's per-step work costs the engine's worker, on hand-made tensors.
 
-    python -m bench.step_cost                      # rows 32, 256, 1024 x vocab 43, 151936: ~8 min
-    python -m bench.step_cost --rows 32 --vocab 43 # one cell
+    python -m bench.step_cost                       # rows 32, 256, 1024 x testbed, testbed-r1
+    python -m bench.step_cost --rows 32 --vocab 43  # one hand-made cell (testbed's probe width)
 
 Times, per decode step of a whole batch (one thread, as vLLM's CPU worker runs), thinkctl's
 logits processor (engine/logits_processor.py) driven as vLLM's runner drives it: every
@@ -10,8 +10,9 @@ row a request of one kind, one new token per row and step, a cue word every 16 t
 Arms:
 - `none`: rows that ask for no control (the processor's fixed cost);
 - `budget_ts`: a budget cap and TS on every row (a shift on every row at every step);
-- `lynx`: LYNX on every row, a logistic probe of the testbed's size on the hidden state
-  scoring every cue (never exiting);
+- `lynx`: LYNX on every row, a logistic probe on the hidden state scoring every cue (never
+  exiting), as wide as the model's shipped probe (testbed: 4 blocks of 128; testbed-r1: 4
+  of 256, at Qwen's vocabulary of 151,936);
 - `lynx_confidence`: the same probe also reading the sampled-token confidence
   (probes/confidence.py), which needs each row's log-softmax at every step;
 - `confidence_feed`: that feed alone;
@@ -57,8 +58,8 @@ from server.controllers.stack import apply_actions
 
 THINK, END, CUE, WORD = 1, 2, 3, 7
 CUE_EVERY = 16
-HIDDEN = 4 * 128  # the testbed's probe: 4 blocks of 128 (plus the confidence value)
-ROWS, VOCABS = (32, 256, 1024), (43, 151936)
+ROWS, MODELS = (32, 256, 1024), ("testbed", "testbed-r1")
+WIDTH = 4 * 128  # hand-made cells: the testbed's probe, 4 blocks of 128 (plus confidence)
 BIG_VOCAB_STEPS = 30  # a step of the confidence arms at vocabulary 151,936 takes ~0.1-1 s
 
 
@@ -68,9 +69,9 @@ class _Probe:
 
     cue_ids = frozenset({CUE})
 
-    def __init__(self, confidence: bool) -> None:
+    def __init__(self, width: int, confidence: bool) -> None:
         self.confidence = confidence
-        dim = HIDDEN + int(confidence)
+        dim = width + int(confidence)
         rng = np.random.default_rng(0)
         self._probe = Probe(np.zeros(dim), np.ones(dim), [rng.normal(size=(dim, 1))],
                             [np.zeros(1)])  # fmt: skip
@@ -86,10 +87,10 @@ class _Probe:
 
 
 class _Capture:
-    """Stands in for the hooks' table (probes/capture.py): 4 blocks of 128 per row."""
+    """Stands in for the hooks' table (probes/capture.py): `width` features per row."""
 
-    def __init__(self, rows: int) -> None:
-        self._table = torch.randn(rows, HIDDEN)
+    def __init__(self, rows: int, width: int) -> None:
+        self._table = torch.randn(rows, width)
 
     def row(self, index: int) -> torch.Tensor:
         return self._table[index].clone()
@@ -122,10 +123,11 @@ def harness(rows: int, vocab: int) -> Callable[[], None]:
     return lambda: _advance(outputs)
 
 
-def processor(rows: int, vocab: int, spec: ControlSpec | None, confidence: bool = False):
+def processor(rows: int, vocab: int, spec: ControlSpec | None, width: int = WIDTH,
+              confidence: bool = False):  # fmt: skip
     """One step of thinkctl's logits processor over `rows` requests with control `spec`."""
     lp = ThinkctlLogitsProcessor(None, torch.device("cpu"), False)
-    lp._sender, lp.batch = None, BatchControl(_Probe(confidence))  # no trace socket
+    lp._sender, lp.batch = None, BatchControl(_Probe(width, confidence))  # no trace socket
     outputs = _outputs(rows)
     extra = {} if spec is None else {SPEC_KEY: spec.model_dump(mode="json")}
     added = [(i, SamplingParams(extra_args={**extra, ID_KEY: str(i)}), [THINK], outputs[i])
@@ -192,20 +194,30 @@ def confidence_feed(rows: int, vocab: int) -> Callable[[], None]:
     return step
 
 
-def measure(rows: int, vocab: int, steps: int, repeats: int = 1) -> dict:
+def shape(model: str) -> tuple[int, int]:
+    """(vocabulary, probe width) of embedded model `model`'s shipped LYNX probe."""
+    from probes.artifact import ProbeArtifact
+    from server import embedded
+
+    meta = ProbeArtifact.load(embedded.ensure(model) / "probe").meta
+    return meta.model.vocab_size, len(meta.features.layers) * meta.model.hidden_size
+
+
+def measure(rows: int, vocab: int, steps: int, repeats: int = 1, width: int = WIDTH,
+            model: str = "") -> dict:  # fmt: skip
     lynx = ControlSpec(think=(THINK, END), lynx={"delta": 0.05, "close": [END]})
     budget_ts = ControlSpec(think=(THINK, END), budget={"max": 10**6, "close": [END]},
                             ts={"strength": 1.01})  # fmt: skip
     arms = {  # built one at a time: what one arm leaves alive must not slow the next
         "none": lambda: processor(rows, vocab, None),
         "budget_ts": lambda: processor(rows, vocab, budget_ts),
-        "lynx": lambda: processor(rows, vocab, lynx),
-        "lynx_confidence": lambda: processor(rows, vocab, lynx, confidence=True),
+        "lynx": lambda: processor(rows, vocab, lynx, width),
+        "lynx_confidence": lambda: processor(rows, vocab, lynx, width, confidence=True),
         "confidence_feed": lambda: confidence_feed(rows, vocab),
         "vllm_builtin": lambda: vllm_builtin(rows, vocab),
         "per_row_budget_ts": lambda: per_row(rows, vocab, budget_ts),
     }
-    saved, capture._CAPTURE = capture._CAPTURE, _Capture(rows)
+    saved, capture._CAPTURE = capture._CAPTURE, _Capture(rows, width)
     times: dict[str, list[float]] = {name: [] for name in arms}
     bases = []
     try:
@@ -216,8 +228,8 @@ def measure(rows: int, vocab: int, steps: int, repeats: int = 1) -> dict:
                 times[name].append(max(per_step_ms(make(), steps) - bases[-1], 0.0))
     finally:
         capture._CAPTURE = saved
-    out = {"rows": rows, "vocab": vocab, "steps": steps, "repeats": repeats,
-           "harness_ms": round(float(np.median(bases)), 4)}  # fmt: skip
+    out = {"model": model, "rows": rows, "vocab": vocab, "probe_width": width, "steps": steps,
+           "repeats": repeats, "harness_ms": round(float(np.median(bases)), 4)}  # fmt: skip
     for name, ms in times.items():
         out[f"{name}_ms"] = round(float(np.median(ms)), 4)
     return out
@@ -225,10 +237,11 @@ def measure(rows: int, vocab: int, steps: int, repeats: int = 1) -> dict:
 
 def _table(cells: list[dict]) -> str:
     names = [k for k in cells[0] if k.endswith("_ms") and k != "harness_ms"]
-    head = "| rows | vocab | " + " | ".join(n.removesuffix("_ms") for n in names) + " |"
-    lines = [head, "|" + "---|" * (len(names) + 2)]
+    head = "| model | rows | vocab | probe | " + " | ".join(n.removesuffix("_ms") for n in names)
+    lines = [head + " |", "|" + "---|" * (len(names) + 4)]
     for c in cells:
-        lines.append(f"| {c['rows']} | {c['vocab']:,} | "
+        lines.append(f"| {c['model'] or 'hand-made'} | {c['rows']} | {c['vocab']:,} | "
+                     f"{c['probe_width']} | "
                      + " | ".join(f"{c[n]:.3f}" for n in names) + " |")  # fmt: skip
     return "\n".join(lines)
 
@@ -238,8 +251,14 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m bench.step_cost", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--rows", type=int, nargs="+", default=list(ROWS), help="batch sizes")
-    p.add_argument("--vocab", type=int, nargs="+", default=list(VOCABS),
-                   help="logits per row (testbed: 43, Qwen: 151936)")  # fmt: skip
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                   help="embedded models whose vocabulary and probe width to use")  # fmt: skip
+    p.add_argument(
+        "--vocab",
+        type=int,
+        nargs="+",
+        help=f"hand-made cells instead: logits per row, probe width {WIDTH}",
+    )
     p.add_argument(
         "--steps",
         type=int,
@@ -255,11 +274,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="write step_cost.json and step_cost.md here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    shapes = ([("", v, WIDTH) for v in args.vocab] if args.vocab
+              else [(m, *shape(m)) for m in args.models])  # fmt: skip
     cells = []
-    for vocab in args.vocab:
+    for model, vocab, width in shapes:
         for rows in args.rows:
             steps = args.steps if vocab <= 10_000 else min(args.steps, BIG_VOCAB_STEPS)
-            cells.append(measure(rows, vocab, steps, args.repeats))
+            cells.append(measure(rows, vocab, steps, args.repeats, width, model))
             print(json.dumps(cells[-1]), flush=True)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

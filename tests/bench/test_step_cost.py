@@ -17,4 +17,11 @@ def test_writes_every_arm_of_every_cell(tmp_path, capsys):
         # Controlled rows cost more than rows that ask for nothing.
         assert cell["lynx_ms"] > cell["none_ms"] and cell["budget_ts_ms"] > cell["none_ms"]
     table = (tmp_path / "step_cost.md").read_text()
-    assert "| rows | vocab | none | budget_ts |" in table and run["command"] in table
+    assert "| model | rows | vocab | probe | none | budget_ts |" in table
+    assert run["command"] in table
+
+
+def test_a_model_cell_takes_its_shipped_probe_shape():
+    # testbed-r1's probe reads 4 layers of 256 at Qwen's vocabulary.
+    assert step_cost.shape("testbed-r1") == (151936, 4 * 256)
+    assert step_cost.shape("testbed") == (43, 4 * 128)
