@@ -42,7 +42,7 @@ import openai
 from tqdm import tqdm
 
 from bench import report
-from bench.server_process import start_server, stop_server
+from bench.server_process import model_dir, start_server, stop_server
 from calibration import datasets
 from calibration.datasets import Dataset
 from probes import model_folder
@@ -203,13 +203,6 @@ def oracle_rows(model_dir: Path, results: Path, data: Dataset) -> list[dict]:
     return out
 
 
-def _model_dir(model: str) -> Path:
-    """A model folder, or an embedded model's folder by name."""
-    if (Path(model) / "config.json").is_file():
-        return Path(model)
-    return embedded.ensure(model)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="thinkctl bench accuracy", description=__doc__.split("\n\n")[0]
@@ -247,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     if url is None:
         extra = []
         if any(s.startswith("lynx") for s in args.settings):
-            extra = ["--probe", str(args.probe or _model_dir(args.model) / "probe")]
+            extra = ["--probe", str(args.probe or model_dir(args.model) / "probe")]
         # vLLM's default (compiled) mode, as `thinkctl serve` runs and the probe was calibrated.
         proc, url = start_server(args.model, args.out / "serve.log", extra, eager=False)
     try:
@@ -260,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     rows = [r for r in rows if r["setting"] in args.settings]
     if not args.no_oracle and "none" in args.settings:
-        rows += oracle_rows(_model_dir(args.model), results, data)
+        rows += oracle_rows(model_dir(args.model), results, data)
     command = "thinkctl bench accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = report.summarise(rows)
     (args.out / "accuracy.json").write_text(json.dumps(summary["rows"], indent=2) + "\n")

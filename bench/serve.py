@@ -2,6 +2,7 @@
 
     thinkctl bench serve                          # default size: ~20 minutes on 2 CPU cores
     thinkctl bench serve --prompts 40 --rounds 1  # a smoke run
+    thinkctl bench serve --model testbed-r1 --prompts 200 --rounds 2   # Qwen's vocabulary
 
 Three servers with the same engine arguments, in vLLM's default mode (compiled, as users
 run `vllm serve`; the probe's hooks run inside the compiled graph): plain vLLM (the
@@ -60,7 +61,7 @@ import httpx
 import openai
 import psutil
 
-from bench.server_process import start_server, start_vllm, stop_server
+from bench.server_process import model_dir, start_server, start_vllm, stop_server
 from testbed import tasks
 
 MAX_TOKENS = 450
@@ -101,12 +102,12 @@ def write_dataset(path: Path, n: int) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def vllm_bench(url: str, model_dir: str, dataset: Path, n: int, concurrency: int,
+def vllm_bench(url: str, tokenizer: str, dataset: Path, n: int, concurrency: int,
                extra_body: dict, out: Path, name: str) -> dict:  # fmt: skip
     """One run of `vllm bench serve` (a subprocess, the tool unchanged); its result JSON."""
     argv = [sys.executable, "-m", "bench.vllm_cli", "bench", "serve",
         "--backend", "openai-chat", "--endpoint", "/v1/chat/completions", "--base-url", url,
-        "--model", "testbed", "--tokenizer", model_dir, "--dataset-name", "custom",
+        "--model", "testbed", "--tokenizer", tokenizer, "--dataset-name", "custom",
         "--dataset-path", str(dataset), "--skip-chat-template", "--num-prompts", str(n),
         "--custom-output-len", str(MAX_TOKENS), "--max-concurrency", str(concurrency),
         "--request-rate", "inf", "--temperature", "0.6", "--seed", "0",
@@ -239,7 +240,8 @@ def _start(kind: str, model: str, probe: str, log: Path) -> tuple[subprocess.Pop
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="thinkctl bench serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="testbed/model", help="model folder")
+    p.add_argument("--model", default="testbed/model",
+                   help="a model folder or an embedded model's name")  # fmt: skip
     p.add_argument("--probe", type=Path, help="default: MODEL/probe")
     p.add_argument("--prompts", type=int, default=500, help="requests per run")
     p.add_argument("--concurrency", type=int, default=32)
@@ -252,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     runs_dir.mkdir(parents=True, exist_ok=True)
     dataset = args.out / "serve_prompts.jsonl"
     write_dataset(dataset, args.prompts)
-    model, probe = str(args.model), str(args.probe or Path(args.model) / "probe")
+    folder = model_dir(args.model)
+    model, probe = str(folder), str(args.probe or folder / "probe")
     runs: dict[str, list[dict]] = {s: [] for s in ["vllm", *args.scenarios] if s in SCENARIOS}
     kinds = sorted({SCENARIOS[name][0] for name in runs})
     reasoning: dict[str, dict] = {}

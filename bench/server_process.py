@@ -14,11 +14,20 @@ from pathlib import Path
 
 import httpx
 
+from server import embedded
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def model_dir(model: str) -> Path:
+    """A model folder, or an embedded model's folder by name."""
+    if (Path(model) / "config.json").is_file():
+        return Path(model)
+    return embedded.ensure(model)
 
 
 def start_server(
