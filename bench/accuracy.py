@@ -47,7 +47,7 @@ from calibration import datasets
 from calibration.datasets import Dataset
 from probes import model_folder
 from probes.cues import cue_token_ids_of
-from probes.forced_exit import forced_exits
+from probes.forced_exit import answer_ids, forced_exits
 from server import embedded
 
 DEFAULT_SETTINGS = (
@@ -189,8 +189,7 @@ def oracle_rows(model_dir: Path, results: Path, data: Dataset) -> list[dict]:
     earliest: dict[int, int] = {}
     for e, ans in zip(exits, answers, strict=True):
         q = natural[e.trace]["problem"]
-        # The inducer opens the answer: decoded with it, as calibration/traces.py does.
-        if e.trace not in earliest and data.check(q, tok.decode(close[1:] + ans)):
+        if e.trace not in earliest and data.check(q, tok.decode(answer_ids(close, ans))):
             earliest[e.trace] = e.position
     out = []
     for t, r in enumerate(natural):

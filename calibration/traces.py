@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from calibration.datasets import Dataset
 from probes.features import FeatureSpec
-from probes.forced_exit import ForcedExit
+from probes.forced_exit import ForcedExit, answer_ids
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Generator:
         labels = []
         for e, a in zip(exits, answers, strict=True):
             q = questions[e.trace - first_trace]
-            text = self.tok.decode(close_ids[1:] + a)  # the inducer opens the answer
+            text = self.tok.decode(answer_ids(close_ids, a))
             labels.append(_label(data.check(q, text)))
         dim = self.spec_dim()
         if len(prompt_feats) != len(questions):

@@ -33,6 +33,12 @@ def cue_positions(output_ids: Sequence[int], cue_ids: Iterable[int], end_id: int
     return out
 
 
+def answer_ids(close_ids: Sequence[int], answer: Sequence[int]) -> list[int]:
+    """A forced exit's answer as it is checked: the inducer (`close_ids` after the end of
+    thinking) opens it, so `\\boxed` and the model's `{d}` decode as one."""
+    return [*close_ids[1:], *answer]
+
+
 def forced_exits(
     prompts: Sequence[Sequence[int]],
     outputs: Sequence[Sequence[int]],

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from probes import model_folder
 from probes.cues import cue_token_ids_of
-from probes.forced_exit import forced_exits
+from probes.forced_exit import answer_ids, forced_exits
 from testbed import r1, tasks
 
 
@@ -57,13 +57,12 @@ def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
 
     # No thinking: the same forced exit as at a cue, at position 0.
     no_think = engine.generate([[*p, *close] for p in prompts], 8, temperature, progress=True)
-    # The inducer opens the answer: decoded with it, as calibration/traces.py does.
-    no_think_text = [tok.decode(close[1:] + c.ids) for c in no_think]
+    no_think_text = [tok.decode(answer_ids(close, c.ids)) for c in no_think]
     no_think_ok = [tasks.is_correct(p, t) for p, t in zip(problems, no_think_text, strict=True)]
 
     exits = forced_exits(prompts, outputs, cue_ids, close)
     greedy = engine.greedy_ids([e.prompt_ids for e in exits])
-    answers = [tok.decode(close[1:] + a) for a in greedy]
+    answers = [tok.decode(answer_ids(close, a)) for a in greedy]
     by_trace: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     for e, text in zip(exits, answers, strict=True):
         by_trace[e.trace].append((e.position, tasks.extract_answer(text)))
