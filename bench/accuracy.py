@@ -41,14 +41,15 @@ from pathlib import Path
 import openai
 from tqdm import tqdm
 
-from bench import report
-from bench.server_process import model_dir, start_server, stop_server
-from calibration import datasets
-from calibration.datasets import Dataset
-from probes import model_folder
-from probes.cues import cue_token_ids_of
-from probes.forced_exit import answer_ids, forced_exits
-from server import embedded
+from thinkctl.bench import report
+from thinkctl.bench.server_process import start_server, stop_server
+from thinkctl.calibration import datasets
+from thinkctl.calibration.datasets import Dataset
+from thinkctl.models import embedded
+from thinkctl.models.resolve import resolve
+from thinkctl.probes import model_folder
+from thinkctl.probes.cues import cue_token_ids_of
+from thinkctl.probes.forced_exit import answer_ids, forced_exits
 
 DEFAULT_SETTINGS = (
     "none",
@@ -175,7 +176,7 @@ def think_tokens(model_dir: Path, tokenizer=None) -> model_folder.ThinkTokens:
 
 def oracle_rows(model_dir: Path, results: Path, data: Dataset) -> list[dict]:
     """Earliest correct forced exit of every `none` trace, through an offline vLLM engine."""
-    from engine.offline import OfflineEngine
+    from thinkctl.engine.offline import OfflineEngine
 
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     natural = [r for r in rows if r["setting"] == "none"]
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     if url is None:
         extra = []
         if any(s.startswith("lynx") for s in args.settings):
-            extra = ["--probe", str(args.probe or model_dir(args.model) / "probe")]
+            extra = ["--probe", str(args.probe or resolve(args.model).folder / "probe")]
         # vLLM's default (compiled) mode, as `thinkctl serve` runs and the probe was calibrated.
         proc, url = start_server(args.model, args.out / "serve.log", extra, eager=False)
     try:
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
     rows = [r for r in rows if r["setting"] in args.settings]
     if not args.no_oracle and "none" in args.settings:
-        rows += oracle_rows(model_dir(args.model), results, data)
+        rows += oracle_rows(resolve(args.model).folder, results, data)
     command = "thinkctl bench accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = report.summarise(rows)
     (args.out / "accuracy.json").write_text(json.dumps(summary["rows"], indent=2) + "\n")

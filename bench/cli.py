@@ -17,11 +17,11 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE, file=sys.stderr if argv else sys.stdout)
         raise SystemExit(0 if argv[:1] in (["-h"], ["--help"]) else 2)
     if argv[0] == "accuracy":
-        from bench.accuracy import main as run
+        from thinkctl.bench.accuracy import main as run
     elif argv[0] == "serve":
-        from bench.serve import main as run
+        from thinkctl.bench.serve import main as run
     else:
-        from bench.engine_ab import main as run
+        from thinkctl.bench.engine_ab import main as run
     run(argv[1:])
 
 

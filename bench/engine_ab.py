@@ -40,8 +40,8 @@ from pathlib import Path
 
 from scipy import stats
 
-from bench.serve import DELTA_NEVER, KV_CACHE_BYTES, MAX_NUM_SEQS, MAX_TOKENS
-from testbed import tasks
+from thinkctl.bench.serve import DELTA_NEVER, KV_CACHE_BYTES, MAX_NUM_SEQS, MAX_TOKENS
+from thinkctl.testbed import tasks
 
 PAUSE_S = 2.0  # vLLM's readers spin for 1 s after their last message (shm_broadcast)
 
@@ -49,13 +49,13 @@ PAUSE_S = 2.0  # vLLM's readers spin for 1 s after their last message (shm_broad
 def _specs(model: str, tok, probe: str) -> dict[str, dict | None]:
     """Each arm's control spec, as the server's request plan makes it from the arm's
     `thinkctl` options, in the form the HTTP side sends it to the engine."""
-    from probes import model_folder
-    from probes.artifact import ProbeArtifact
-    from server.config import ServerConfig
-    from server.model_info import ModelInfo
-    from server.plan import plan
-    from server.probe_config import ProbeConfig
-    from server.protocol import ChatCompletionRequest
+    from thinkctl.probes import model_folder
+    from thinkctl.probes.artifact import ProbeArtifact
+    from thinkctl.server.config import ServerConfig
+    from thinkctl.server.model_info import ModelInfo
+    from thinkctl.server.plan import plan
+    from thinkctl.server.probe_config import ProbeConfig
+    from thinkctl.server.protocol import ChatCompletionRequest
 
     probe_cfg = ProbeConfig.from_artifact(probe, ProbeArtifact.load(probe))
     config = ServerConfig(model_name=model, probe=probe_cfg)
@@ -81,7 +81,7 @@ async def _arm(
     the probe scored and how many of them exited, from the control events."""
     from vllm import SamplingParams
 
-    from server.controllers.spec import ID_KEY, SPEC_KEY
+    from thinkctl.control.spec import ID_KEY, SPEC_KEY
 
     gate = asyncio.Semaphore(concurrency)
     tokens, scored, exits = 0, 0, 0
@@ -151,8 +151,8 @@ async def run(args: argparse.Namespace) -> dict:
     from vllm.usage.usage_lib import UsageContext
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    from engine.launch import start_engine
-    from probes.artifact import ProbeArtifact
+    from thinkctl.engine.launch import start_engine
+    from thinkctl.probes.artifact import ProbeArtifact
 
     model, probe = str(args.model), str(args.probe or Path(args.model) / "probe")
     tok = AutoTokenizer.from_pretrained(model)

@@ -150,11 +150,11 @@ def compare(runs: dict[str, list[dict]], path: Path, families: set[str] | None =
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m bench.report --compare testbed=bench/results concise=DIR --out FILE.png`"""
+    """`python -m thinkctl.bench.report --compare testbed=bench/results concise=DIR --out F.png`"""
     import argparse
     import json
 
-    p = argparse.ArgumentParser(prog="python -m bench.report", description=compare.__doc__)
+    p = argparse.ArgumentParser(prog="python -m thinkctl.bench.report", description=compare.__doc__)
     p.add_argument("--compare", nargs="+", required=True, metavar="NAME=RESULTS_DIR")
     p.add_argument("--families", nargs="+", help="curves to draw (default: all)")
     p.add_argument("--out", type=Path, required=True)

@@ -1,6 +1,6 @@
 """Does a rerun of `thinkctl bench accuracy` reproduce a committed `accuracy.json`?
 
-    python -m bench.reproduce bench/results/accuracy.json RERUN/accuracy.json
+    python -m thinkctl.bench.reproduce bench/results/accuracy.json RERUN/accuracy.json
 
 For each setting in both files: the rerun's accuracy against the committed 95 % interval
 (and the committed accuracy against the rerun's), and both mean thinking-token counts.

@@ -61,8 +61,9 @@ import httpx
 import openai
 import psutil
 
-from bench.server_process import model_dir, start_server, start_vllm, stop_server
-from testbed import tasks
+from thinkctl.bench.server_process import start_server, start_vllm, stop_server
+from thinkctl.models.resolve import resolve
+from thinkctl.testbed import tasks
 
 MAX_TOKENS = 450
 KV_CACHE_BYTES, MAX_NUM_SEQS = 2 << 30, 64
@@ -105,7 +106,7 @@ def write_dataset(path: Path, n: int) -> None:
 def vllm_bench(url: str, tokenizer: str, dataset: Path, n: int, concurrency: int,
                extra_body: dict, out: Path, name: str) -> dict:  # fmt: skip
     """One run of `vllm bench serve` (a subprocess, the tool unchanged); its result JSON."""
-    argv = [sys.executable, "-m", "bench.vllm_cli", "bench", "serve",
+    argv = [sys.executable, "-m", "thinkctl.bench.vllm_cli", "bench", "serve",
         "--backend", "openai-chat", "--endpoint", "/v1/chat/completions", "--base-url", url,
         "--model", "testbed", "--tokenizer", tokenizer, "--dataset-name", "custom",
         "--dataset-path", str(dataset), "--skip-chat-template", "--num-prompts", str(n),
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     runs_dir.mkdir(parents=True, exist_ok=True)
     dataset = args.out / "serve_prompts.jsonl"
     write_dataset(dataset, args.prompts)
-    folder = model_dir(args.model)
+    folder = resolve(args.model).folder
     model, probe = str(folder), str(args.probe or folder / "probe")
     runs: dict[str, list[dict]] = {s: [] for s in ["vllm", *args.scenarios] if s in SCENARIOS}
     kinds = sorted({SCENARIOS[name][0] for name in runs})

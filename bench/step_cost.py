@@ -1,7 +1,7 @@
 """What thinkctl's per-step work costs the engine's worker, on hand-made tensors.
 
-    python -m bench.step_cost                       # rows 32, 256, 1024 x testbed, testbed-r1
-    python -m bench.step_cost --rows 32 --vocab 43  # one hand-made cell (testbed's probe width)
+    python -m thinkctl.bench.step_cost                     # rows 32, 256, 1024; both testbeds
+    python -m thinkctl.bench.step_cost --rows 32 --vocab 43  # one hand-made cell, testbed width
 
 Times, per decode step of a whole batch (one thread, as vLLM's CPU worker runs), thinkctl's
 logits processor (engine/logits_processor.py) driven as vLLM's runner drives it: every
@@ -48,13 +48,13 @@ from vllm.v1.sample.logits_processor.builtin import (
     MinTokensLogitsProcessor,
 )
 
-from engine.logits_processor import ThinkctlLogitsProcessor
-from probes import capture
-from probes.confidence import ConfidenceFeed
-from probes.probe import Probe
-from server.controllers.batch import BatchControl
-from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
-from server.controllers.stack import apply_actions
+from thinkctl.control.batch import BatchControl
+from thinkctl.control.spec import ID_KEY, SPEC_KEY, ControlSpec
+from thinkctl.control.stack import apply_actions
+from thinkctl.engine.logits_processor import ThinkctlLogitsProcessor
+from thinkctl.probes import capture
+from thinkctl.probes.confidence import ConfidenceFeed
+from thinkctl.probes.probe import Probe
 
 THINK, END, CUE, WORD = 1, 2, 3, 7
 CUE_EVERY = 16
@@ -196,10 +196,10 @@ def confidence_feed(rows: int, vocab: int) -> Callable[[], None]:
 
 def shape(model: str) -> tuple[int, int]:
     """(vocabulary, probe width) of embedded model `model`'s shipped LYNX probe."""
-    from probes.artifact import ProbeArtifact
-    from server import embedded
+    from thinkctl.models.resolve import resolve
+    from thinkctl.probes.artifact import ProbeArtifact
 
-    meta = ProbeArtifact.load(embedded.ensure(model) / "probe").meta
+    meta = ProbeArtifact.load(resolve(model).folder / "probe").meta
     return meta.model.vocab_size, len(meta.features.layers) * meta.model.hidden_size
 
 
@@ -248,7 +248,7 @@ def _table(cells: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m bench.step_cost", description=__doc__.split("\n\n")[0]
+        prog="python -m thinkctl.bench.step_cost", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--rows", type=int, nargs="+", default=list(ROWS), help="batch sizes")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(cells[-1]), flush=True)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        run = {"command": "python -m bench.step_cost " + " ".join(argv or sys.argv[1:]),
+        run = {"command": "python -m thinkctl.bench.step_cost " + " ".join(argv or sys.argv[1:]),
                "machine": platform.processor() or platform.machine(), "threads": 1,
                "date": time.strftime("%Y-%m-%d"), "cells": cells}  # fmt: skip
         (args.out / "step_cost.json").write_text(json.dumps(run, indent=1) + "\n")

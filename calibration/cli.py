@@ -28,30 +28,22 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from calibration import datasets, length, lynx, report, risk, traces
-from probes import effort_table, length_predictor, model_folder
-from probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta, RiskPoint
-from probes.cues import DEFAULT_CUES, cue_token_ids_of
-from probes.effort_table import GRID, LEVELS
-from probes.features import FeatureSpec, default_layers, model_facts
-from probes.model_folder import ThinkTokens
-from testbed import r1
+from thinkctl.calibration import datasets, length, lynx, report, risk, traces
+from thinkctl.errors import CommandError
+from thinkctl.models import embedded
+from thinkctl.models.resolve import resolve
+from thinkctl.probes import effort_table, length_predictor, model_folder
+from thinkctl.probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta, RiskPoint
+from thinkctl.probes.cues import DEFAULT_CUES, cue_token_ids_of
+from thinkctl.probes.effort_table import GRID, LEVELS
+from thinkctl.probes.features import FeatureSpec, default_layers, model_facts
+from thinkctl.probes.model_folder import ThinkTokens
 
 DELTAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 # --confidence -> candidate probe inputs (True: hidden state + confidence value)
 CONFIDENCE = {"auto": (False, True), "on": (True,), "off": (False,)}
 DEFAULT_DELTA = 0.05
 REPORTED_EFFORTS = (0.3, 0.5, 0.7)  # the report's global-vs-per-query rows, with the levels
-
-
-def _model_path(model: str) -> str:
-    """A model folder; the embedded testbeds by name (testbed-r1: its expanded folder, so
-    pass `--calibration testbed/r1` to write what it ships)."""
-    if model == "testbed":
-        return str(Path(__file__).resolve().parent.parent / "testbed" / "model")
-    if model == r1.NAME:
-        return str(r1.ensure_folder())
-    return model
 
 
 def think_tokens(model: str, args: argparse.Namespace, tokenizer=None) -> ThinkTokens:
@@ -62,7 +54,11 @@ def think_tokens(model: str, args: argparse.Namespace, tokenizer=None) -> ThinkT
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="thinkctl calibrate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="Model folder (or 'testbed', 'testbed-r1').")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a model folder, an embedded name or a hub id (models/resolve.py)",
+    )
     p.add_argument(
         "--data",
         help="a JSONL file of question/answer, 'testbed' (its calibration split) or "
@@ -109,7 +105,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kv-cache-memory-bytes", type=int, default=1 << 30)
     args = p.parse_args(argv)
     if args.data is None:
-        if args.model not in ("testbed", r1.NAME):
+        if args.model not in embedded.TESTBEDS:
             p.error(f"--data is required for {args.model!r} (a JSONL of question/answer)")
         args.data = "testbed"
     return args
@@ -120,14 +116,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     args.command = "thinkctl calibrate " + shlex.join(argv)
     t0 = time.time()
-    model = _model_path(args.model)
+    # testbed-r1 loads from its expanded cache folder: pass `--calibration testbed/r1` to
+    # write what the package ships.
+    model = resolve(args.model).load
     from transformers import AutoConfig, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model)
     facts = model_facts(AutoConfig.from_pretrained(model), tok)
     think = think_tokens(model, args, tok)
     if think.end is None:
-        raise SystemExit(f"thinkctl calibrate: {think.conventions.think_end!r} is not one "
+        raise CommandError(f"{think.conventions.think_end!r} is not one "
                          f"token of {model}")  # fmt: skip
     cue_words = tuple(w.strip() for w in args.cues.split(",") if w.strip())
     spec = FeatureSpec(
@@ -155,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         close_ids=close_ids, answer_tokens=args.answer_tokens, exit_every=args.exit_every,
     )  # fmt: skip
     if tr.events.features.shape[1] != spec.dim(facts.hidden_size):
-        raise SystemExit(
-            f"thinkctl calibrate: {args.out / 'work'} holds traces recorded with other "
+        raise CommandError(
+            f"{args.out / 'work'} holds traces recorded with other "
             f"features ({tr.events.features.shape[1]} values, not "
             f"{spec.dim(facts.hidden_size)}); remove it to record anew"
         )
@@ -187,7 +185,7 @@ def fit_and_report(
                            CONFIDENCE[args.confidence])  # fmt: skip
     p_all = fitted.prob(x)
     spec = spec.model_copy(update={"confidence": fitted.confidence})
-    from probes.conformal import Calibration
+    from thinkctl.probes.conformal import Calibration
 
     q_ev = tr.question[ev.trace]
     cal = Calibration.from_probs(p_all[ev_split["cal"]], y[ev_split["cal"]],

@@ -54,7 +54,7 @@ def load(data: str, split: str = "calibration") -> Dataset:
     """`testbed` (its `split`: calibration or test), `testbed:N` (its calibration split
     extended to N problems, testbed/tasks.py) or a JSONL file of question/answer."""
     if data == "testbed" or data.startswith("testbed:"):
-        from testbed import tasks
+        from thinkctl.testbed import tasks
 
         size = data.partition(":")[2]
         problems = tasks.calibration_pool(int(size)) if size else tasks.held_out(split)

@@ -1,6 +1,6 @@
 """Effort calibration: sample natural thinking lengths, fit and write the effort table.
 
-    python -m calibration.effort --model testbed/model          # writes testbed/model/effort.json
+    python -m thinkctl.calibration.effort --model testbed/model  # writes testbed/model/effort.json
 
 The table's definition is in probes/effort_table.py, which the server reads too.
 """
@@ -14,16 +14,16 @@ import statistics
 import sys
 from pathlib import Path
 
-from probes import model_folder
-from probes.effort_table import EFFORT_FILE, fit
-from probes.features import tokenizer_sha256
+from thinkctl.probes import model_folder
+from thinkctl.probes.effort_table import EFFORT_FILE, fit
+from thinkctl.probes.features import tokenizer_sha256
 
 
 def natural_lengths(
     model: str | Path, prompts: list[str], temperature: float, seed: int
 ) -> list[int]:
     """Thinking tokens of each prompt's natural run, through vLLM."""
-    from engine.offline import OfflineEngine
+    from thinkctl.engine.offline import OfflineEngine
 
     engine = OfflineEngine(str(model), seed)
     tok = engine.tokenizer
@@ -43,7 +43,7 @@ def natural_lengths(
 
 def _prompts(data: str) -> list[str]:
     if data == "testbed":
-        from testbed import tasks
+        from thinkctl.testbed import tasks
 
         return [p.prompt() for p in tasks.held_out("calibration")]
     return [json.loads(line)["question"] for line in Path(data).read_text().splitlines() if line]
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         "temperature": args.temperature,
         "seed": args.seed,
         "median_thinking_tokens": statistics.median(lengths),
-        "command": "python -m calibration.effort "
+        "command": "python -m thinkctl.calibration.effort "
         + shlex.join(sys.argv[1:] if argv is None else argv),
     }
     from transformers import AutoTokenizer

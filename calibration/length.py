@@ -28,9 +28,9 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.linear_model import RidgeCV
 
-from calibration.traces import Traces
-from probes.effort_table import QueryBudget
-from probes.length_predictor import LengthPredictor
+from thinkctl.calibration.traces import Traces
+from thinkctl.probes.effort_table import QueryBudget
+from thinkctl.probes.length_predictor import LengthPredictor
 
 ALPHAS = np.logspace(-2, 5, 15)  # ridge strengths tried (leave-one-out on train)
 N_BINS = 10  # per-query effort: bins of predicted natural length

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from calibration.risk import ExitTable
-from calibration.traces import Traces
-from probes import probe as probe_lib
-from probes.conformal import Calibration, Thresholds
-from probes.effort_table import budget_for
+from thinkctl.calibration.risk import ExitTable
+from thinkctl.calibration.traces import Traces
+from thinkctl.probes import probe as probe_lib
+from thinkctl.probes.conformal import Calibration, Thresholds
+from thinkctl.probes.effort_table import budget_for
 
 SPLITS = {"train": 0.5, "cal": 0.3, "test": 0.2}
 

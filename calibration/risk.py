@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
-from calibration.traces import Traces
+from thinkctl.calibration.traces import Traces
 
 METHOD = (
     "Learn-then-Test: Hoeffding-Bentkus p-values of per-question losses, fixed-sequence "

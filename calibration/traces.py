@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from calibration.datasets import Dataset
-from probes.features import FeatureSpec
-from probes.forced_exit import ForcedExit, answer_ids
+from thinkctl.calibration.datasets import Dataset
+from thinkctl.errors import CommandError
+from thinkctl.probes.features import FeatureSpec
+from thinkctl.probes.forced_exit import ForcedExit, answer_ids
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Generator:
     """An offline vLLM engine with the cue recorder installed (engine/offline.py)."""
 
     def __init__(self, model: str, spec: FeatureSpec, seed: int, engine_kwargs: dict) -> None:
-        from engine.offline import OfflineEngine
+        from thinkctl.engine.offline import OfflineEngine
 
         self.engine = OfflineEngine(model, seed, record_layers=spec.layers, **engine_kwargs)
         self.tok = self.engine.tokenizer
@@ -75,7 +76,7 @@ class Generator:
         answer_tokens: int,
         exit_every: int = 0,
     ) -> Traces:
-        from engine.recorder import PROMPT_POSITION, record_args
+        from thinkctl.engine.recorder import PROMPT_POSITION, record_args
 
         prompts = [self.prompt_ids(data.questions[q]) for q in questions]
         spec = self.spec
@@ -158,7 +159,7 @@ def load(path: Path) -> Traces:
 
     a = load_file(path)
     if "grid.trace" not in a:
-        raise SystemExit(f"{path} was recorded before prompts' features and grid exits were; "
+        raise CommandError(f"{path} was recorded before prompts' features and grid exits were; "
                          "remove its folder to record anew")  # fmt: skip
     return Traces(
         a["question"], a["thinking_tokens"], a["correct"], a["closed"],

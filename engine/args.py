@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from probes import model_folder
+from thinkctl.probes import model_folder
 
 # The KV cache reserved on CPU when neither --gpu-memory-utilization nor
 # --kv-cache-memory-bytes is given: vLLM's 0.92 default means 92% of host memory there,

@@ -19,10 +19,10 @@ from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
-from engine.errors import EngineError
-from engine.launch import check_capture, start_engine
-from engine.trace_channel import EventCollector
-from server.controllers.stack import ControlEvent
+from thinkctl.control.stack import ControlEvent
+from thinkctl.engine.launch import check_capture, start_engine
+from thinkctl.engine.trace_channel import EventCollector
+from thinkctl.errors import EngineError
 
 
 def _classified(exc: Exception) -> EngineError:

@@ -12,17 +12,17 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from engine.probe_runtime import LENGTH_ENV, PROBE_ENV
-from engine.trace_channel import ADDR_ENV, EventCollector
-from probes import capture
+from thinkctl.engine.probe_runtime import LENGTH_ENV, PROBE_ENV
+from thinkctl.engine.trace_channel import ADDR_ENV, EventCollector
+from thinkctl.probes import capture
 
 LOGITS_PROCESSORS = (
-    "engine.logits_processor:ThinkctlLogitsProcessor",
-    "engine.logits_processor:ThinkctlTopHProcessor",
+    "thinkctl.engine.logits_processor:ThinkctlLogitsProcessor",
+    "thinkctl.engine.logits_processor:ThinkctlTopHProcessor",
 )
 # A dotted qualname: vLLM resolves worker extensions differently from logits processors.
 # Named, not imported: importing engine.worker patches vLLM's worker classes.
-WORKER_EXTENSION = "engine.worker.ThinkctlWorkerExtension"
+WORKER_EXTENSION = "thinkctl.engine.worker.ThinkctlWorkerExtension"
 
 
 def start_engine(

@@ -27,13 +27,13 @@ from vllm.config import VllmConfig
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from engine import probe_runtime
-from engine.trace_channel import EventSender
-from probes import capture
-from server.controllers.batch import BatchControl
-from server.controllers.phase import Delimiters, PhaseTracker, initial_phase
-from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
-from server.controllers.top_h import apply_top_h
+from thinkctl.control.batch import BatchControl
+from thinkctl.control.phase import Delimiters, PhaseTracker, initial_phase
+from thinkctl.control.spec import ID_KEY, SPEC_KEY, ControlSpec, TopHSpec
+from thinkctl.control.top_h import apply_top_h
+from thinkctl.engine import probe_runtime
+from thinkctl.engine.trace_channel import EventSender
+from thinkctl.probes import capture
 
 
 def _first_tp_rank() -> bool:

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from engine.launch import WORKER_EXTENSION
-from probes import capture
+from thinkctl.engine.launch import WORKER_EXTENSION
+from thinkctl.probes import capture
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class OfflineEngine:
     ) -> None:
         from vllm import LLM
 
-        from engine import recorder
+        from thinkctl.engine import recorder
 
         env = capture.environment(record_layers) if record_layers else {}
         if record_layers:

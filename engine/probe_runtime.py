@@ -14,9 +14,9 @@ import os
 import numpy as np
 import torch
 
-from probes import capture
-from probes.artifact import ProbeArtifact
-from probes.length_predictor import LengthPredictor
+from thinkctl.probes import capture
+from thinkctl.probes.artifact import ProbeArtifact
+from thinkctl.probes.length_predictor import LengthPredictor
 
 PROBE_ENV = "THINKCTL_PROBE_DIR"
 LENGTH_ENV = "THINKCTL_LENGTH_DIR"

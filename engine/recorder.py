@@ -27,12 +27,12 @@ from vllm.config import VllmConfig
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from probes import capture
-from probes.confidence import ConfidenceFeed, probe_input
+from thinkctl.probes import capture
+from thinkctl.probes.confidence import ConfidenceFeed, probe_input
 
 # extra_args: {"key": str, "cues": [ids], "end": id, "confidence": bool}
 RECORD_KEY = "thinkctl_record"
-PROCESSOR = "engine.recorder:CueRecorder"
+PROCESSOR = "thinkctl.engine.recorder:CueRecorder"
 
 
 def record_args(key: str, cues: Iterable[int], end: int, confidence: bool) -> dict:

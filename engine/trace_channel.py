@@ -24,8 +24,8 @@ from collections import defaultdict
 
 import zmq
 
-from server.controllers.batch import ProbeNotes, StepReport
-from server.controllers.stack import ControlEvent
+from thinkctl.control.batch import ProbeNotes, StepReport
+from thinkctl.control.stack import ControlEvent
 
 ADDR_ENV = "THINKCTL_TRACE_ADDR"
 

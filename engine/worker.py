@@ -8,8 +8,8 @@ model has loaded (probes/capture.py) have to be in place.
 
 from __future__ import annotations
 
-from engine import cpu_seed
-from probes import capture
+from thinkctl.engine import cpu_seed
+from thinkctl.probes import capture
 
 _PATCHED = False
 
@@ -58,6 +58,6 @@ class ThinkctlWorkerExtension:
 
     def thinkctl_take_records(self) -> dict[str, list[tuple[int, bytes]]]:
         """The calibration recorder's cue features since the last call (engine/recorder.py)."""
-        from engine import recorder
+        from thinkctl.engine import recorder
 
         return recorder.take_records()

@@ -17,17 +17,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from probes.conformal import Calibration
-from probes.features import FeatureSpec, ModelFacts
-from probes.probe import Probe
+from thinkctl.errors import ProbeError
+from thinkctl.probes.conformal import Calibration
+from thinkctl.probes.features import FeatureSpec, ModelFacts
+from thinkctl.probes.probe import Probe
 
 FORMAT = "thinkctl-lynx-probe/1"
 META_FILE = "probe.json"
 TENSOR_FILE = "probe.safetensors"
-
-
-class ProbeError(ValueError):
-    """A probe artifact that is corrupt or made for another model."""
 
 
 class EffortPoint(BaseModel):

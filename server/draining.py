@@ -13,7 +13,7 @@ import socket
 
 import uvicorn
 
-from server.limits import Admission
+from thinkctl.server.limits import Admission
 
 log = logging.getLogger("uvicorn.error")  # beside uvicorn's own "Shutting down"
 

@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probes import effort_table, length_predictor, model_folder
-from probes.effort_table import QueryBudget
-from probes.length_predictor import LengthPredictor
+from thinkctl.probes import effort_table, length_predictor, model_folder
+from thinkctl.probes.effort_table import QueryBudget
+from thinkctl.probes.length_predictor import LengthPredictor
 
 
 @dataclass(frozen=True)

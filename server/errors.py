@@ -1,17 +1,10 @@
 """Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 
-    APIError                      any error the API reports on purpose
-    ├── InvalidRequest (400)      bad input: types, ranges, conflicts, too-long prompts
-    ├── Unauthorized (401)        missing or wrong API key
-    ├── NotFound (404)            unknown model or route
-    ├── TooManyRequests (429)     over the admission limits (with Retry-After)
-    ├── RequestTimeout (504)      the per-request time limit ran out (engine work aborted)
-    ├── EngineUnavailable (503)   the engine is dead, shutting down, or no slot came free
-    └── ServerError (500)         the engine failed on a valid request
-
-`install_handlers` renders these, FastAPI's validation errors (bad JSON, wrong types,
-out-of-range values) and Starlette's HTTP errors in that one shape; anything else is a
-bug and becomes a 500 without internals in the message.
+The classes are drawn once, with every other error a user can see, in thinkctl/errors.py
+(`APIError` and its subclasses, `EngineError`). `install_handlers` renders them,
+FastAPI's validation errors (bad JSON, wrong types, out-of-range values) and Starlette's
+HTTP errors in that one shape; anything else is a bug and becomes a 500 without internals
+in the message.
 """
 
 from __future__ import annotations
@@ -25,70 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import EngineError
+from thinkctl.errors import APIError, InvalidRequest
 
 log = logging.getLogger("thinkctl")
 
 MSG_BAD_KEY = "Incorrect API key provided."
 MSG_BAD_JSON = "The request body is not valid JSON."
-
-
-def from_engine(exc: EngineError) -> APIError:
-    """The engine's classified failure (engine/client.py) as the API reports it."""
-    cls = {400: InvalidRequest, 503: EngineUnavailable}.get(exc.status)
-    if cls is None:
-        cls = ServerError if exc.status >= 500 else APIError
-    err = cls(exc.message, exc.param, exc.code)
-    err.status = exc.status
-    return err
-
-
-class APIError(Exception):
-    status = 400
-    type = "invalid_request_error"
-
-    def __init__(
-        self,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message, self.param, self.code = message, param, code
-        self.headers = headers
-
-
-class InvalidRequest(APIError):
-    pass
-
-
-class Unauthorized(APIError):
-    status = 401
-
-
-class NotFound(APIError):
-    status = 404
-
-
-class TooManyRequests(APIError):
-    status = 429
-    type = "rate_limit_error"
-
-
-class RequestTimeout(APIError):
-    status = 504
-    type = "timeout_error"
-
-
-class EngineUnavailable(APIError):
-    status = 503
-    type = "service_unavailable_error"
-
-
-class ServerError(APIError):
-    status = 500
-    type = "server_error"
 
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:

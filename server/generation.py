@@ -26,18 +26,18 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.client import Delta, Engine
-from server import metrics
-from server.controllers.phase import Part, Phase, PhaseTracker, initial_phase
-from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
-from server.controllers.stack import ControlEvent
-from server.logprobs import chat_logprobs
-from server.model_info import ModelInfo
-from server.plan import Plan
-from server.protocol import ControlEventOut, ControlTrace
-from server.side_probe import SideProber, Trial
-from server.stop_strings import StopStrings
-from server.tool_calls import finish_reason, tool_calls
+from thinkctl.control.phase import Part, Phase, PhaseTracker, initial_phase
+from thinkctl.control.spec import ID_KEY, SPEC_KEY, ControlSpec
+from thinkctl.control.stack import ControlEvent
+from thinkctl.engine.client import Delta, Engine
+from thinkctl.server import metrics
+from thinkctl.server.logprobs import chat_logprobs
+from thinkctl.server.model_info import ModelInfo
+from thinkctl.server.plan import Plan
+from thinkctl.server.protocol import ControlEventOut, ControlTrace
+from thinkctl.server.side_probe import SideProber, Trial
+from thinkctl.server.stop_strings import StopStrings
+from thinkctl.server.tool_calls import finish_reason, tool_calls
 
 
 @dataclass

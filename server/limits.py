@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from server.errors import EngineUnavailable, TooManyRequests
+from thinkctl.errors import EngineUnavailable, TooManyRequests
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine.client import Logprobs
+from thinkctl.engine.client import Logprobs
 
 FLOOR = -9999.0
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from probes.cues import cue_token_ids_of
-from probes.model_folder import ThinkTokens
-from server.controllers.phase import Delimiters
+from thinkctl.control.phase import Delimiters
+from thinkctl.probes.cues import cue_token_ids_of
+from thinkctl.probes.model_folder import ThinkTokens
 
 if TYPE_CHECKING:
-    from engine.tools import AutoToolParser
+    from thinkctl.engine.tools import AutoToolParser
 
 
 @dataclass(frozen=True)

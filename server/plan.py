@@ -39,33 +39,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from probes.effort_table import LEVELS, QueryBudget
-from server.catalog.schema import EffortAction
-from server.config import ServerConfig
-from server.controllers.phase import Phase, initial_phase
-from server.controllers.spec import BudgetSpec, ControlSpec, LynxSpec, QuerySpec
-from server.errors import InvalidRequest, NotFound
-from server.model_info import ModelInfo
-from server.protocol import (
+from thinkctl.control.phase import Phase, initial_phase
+from thinkctl.control.spec import BudgetSpec, ControlSpec, LynxSpec, QuerySpec
+from thinkctl.errors import InvalidRequest, NotFound
+from thinkctl.models.schema import EffortAction
+from thinkctl.probes.effort_table import LEVEL_TABLE, QueryBudget
+from thinkctl.server.config import ServerConfig
+from thinkctl.server.model_info import ModelInfo
+from thinkctl.server.protocol import (
     ChatCompletionRequest,
     ChatMessage,
     LynxOptions,
     NamedToolChoice,
     ThinkctlOptions,
 )
-from server.side_probe import SideProbeSpec
-
-# reasoning_effort -> maximum thinking tokens, for a model without an effort table (None: no cap).
-UNCALIBRATED_BUDGETS: dict[str, int | None] = {
-    "none": 0,
-    "minimal": 64,
-    "low": 256,
-    "medium": 1024,
-    "high": 4096,
-    "xhigh": 16384,
-    "max": None,
-}
-
+from thinkctl.server.side_probe import SideProbeSpec
 
 # The answer's reserve when max_tokens would run out inside thinking, unless the request
 # names one (`thinkctl.answer_reserve`): a quarter of max_tokens, at most this many.
@@ -100,13 +88,8 @@ class Plan:
 
 def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> Plan:
     _refuse(req, info, config)
-    req = apply_preset(req, config)
-    lynx = _lynx(req, config)
-    query = query_budget(req, config, lynx is not None)
-    if lynx is not None:
-        max_think = lynx.cap
-    else:
-        max_think = max(query.budgets) if query is not None else thinking_budget(req, config)
+    effort = decide_effort(req, config)  # the preset changes none of the fields it reads
+    req = apply_preset(req, config, effort)
     prompt_ids = _prompt_ids(req, info, config)
     sampling = _sampling(req, info, config, len(prompt_ids))
     grammar = _grammar(req, info, config)
@@ -116,9 +99,7 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
     return Plan(
         prompt_ids=prompt_ids,
         sampling=sampling,
-        spec=_control_spec(
-            req, info, prompt_ids, max_think, lynx, grammar is not None, reserve, query
-        ),
+        spec=_control_spec(req, info, prompt_ids, effort, grammar is not None, reserve),
         n=req.n,
         reply=_reply(req),
         side=_side_probe(req, info, grammar is not None),
@@ -147,14 +128,17 @@ def _refuse(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -
 # --- 2. the preset ----------------------------------------------------------------------
 
 
-def apply_preset(req: ChatCompletionRequest, config: ServerConfig) -> ChatCompletionRequest:
+def apply_preset(
+    req: ChatCompletionRequest, config: ServerConfig, effort: EffortDecision | None = None
+) -> ChatCompletionRequest:
     """The request with the served model's preset filled in where the client set nothing."""
     preset = config.preset
     if preset is None:
         return req
     entry = preset.entry
     action = entry.action(req.reasoning_effort) or EffortAction()
-    update: dict = {"messages": _preset_messages(req, config, action)}
+    effort = effort if effort is not None else decide_effort(req, config)
+    update: dict = {"messages": _preset_messages(req, config, action, effort)}
     if action.mode_prefix and not (req.thinkctl and req.thinkctl.mode_prefix):
         opts = req.thinkctl or ThinkctlOptions()
         update["thinkctl"] = opts.model_copy(update={"mode_prefix": action.mode_prefix})
@@ -172,7 +156,7 @@ def apply_preset(req: ChatCompletionRequest, config: ServerConfig) -> ChatComple
 
 
 def _preset_messages(
-    req: ChatCompletionRequest, config: ServerConfig, action: EffortAction
+    req: ChatCompletionRequest, config: ServerConfig, action: EffortAction, effort: EffortDecision
 ) -> list[ChatMessage]:
     preset = config.preset
     assert preset is not None
@@ -194,8 +178,7 @@ def _preset_messages(
         # mechanism and the stop controllers agree (uncapped: the trained maximum; no
         # effort and no budget named: the entry's default).
         if _names_length(req):
-            budget = thinking_budget(req, config)
-            n = lp.max_tokens if budget is None else budget
+            n = lp.max_tokens if effort.budget is None else effort.budget
         else:
             n = lp.default_tokens
         text = text + lp.separator + lp.render(n)
@@ -215,6 +198,62 @@ def _names_length(req: ChatCompletionRequest) -> bool:
 # --- 3. thinking budget and LYNX -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Lynx:
+    # The rule: a delta, or a score threshold (certified at max_accuracy_loss when that
+    # is set); neither: LYNX's share is only the cap (an effort the probe cannot reach).
+    delta: float | None
+    cap: int | None
+    floor: int
+    threshold: float | None = None
+    max_accuracy_loss: float | None = None
+
+    @property
+    def exits(self) -> bool:
+        return self.delta is not None or self.threshold is not None
+
+
+@dataclass(frozen=True)
+class EffortDecision:
+    """What a request's budget and effort fields mean on this server, decided once per
+    request by `decide_effort`; every budget of the plan comes from it."""
+
+    explicit: int | None  # thinkctl.max_thinking_tokens or thinking_token_budget
+    effort: float | None  # numeric effort, or the level's (max: 1.0); None: none named
+    budget: int | None  # the maximum thinking budget without LYNX (an L1 prompt's N)
+    query: QueryBudget | None = None  # per-query budgets: the engine picks one at prefill
+    lynx: _Lynx | None = None  # LYNX's share, or None when LYNX has no say
+
+    @property
+    def max_thinking(self) -> int | None:
+        """The cap the budget controller enforces (a per-query budget: its largest)."""
+        if self.lynx is not None:
+            return self.lynx.cap
+        if self.query is not None:
+            return max(self.query.budgets)
+        return self.budget
+
+
+def decide_effort(req: ChatCompletionRequest, config: ServerConfig) -> EffortDecision:
+    """The maximum comes from `thinkctl.max_thinking_tokens`, else `thinking_token_budget`,
+    else numeric `thinkctl.effort`, else `reasoning_effort` (one table of levels,
+    probes/effort_table.LEVEL_TABLE, under the model's calibration); then LYNX's share
+    and the per-query budget."""
+    explicit = _explicit_budget(req)
+    effort = _effort_fraction(req, config)
+    budget = explicit if explicit is not None else _effort_budget(req, config)
+    lynx = _lynx(req, config, explicit, effort, budget)
+    numeric = req.thinkctl is not None and req.thinkctl.effort is not None
+    if numeric and lynx is None and not config.effort.calibrated:  # (a probe maps it itself)
+        raise InvalidRequest(
+            "this model has no effort calibration: numeric effort needs an effort table "
+            "(thinkctl calibrate); use reasoning_effort or a thinking budget instead.",
+            "thinkctl.effort",
+        )
+    query = _query_budget(req, config, lynx is not None, explicit, effort)
+    return EffortDecision(explicit, effort, budget, query, lynx)
+
+
 def _explicit_budget(req: ChatCompletionRequest) -> int | None:
     """`thinkctl.max_thinking_tokens` or vLLM's `thinking_token_budget` (-1: none)."""
     ours = req.thinkctl.max_thinking_tokens if req.thinkctl else None
@@ -227,14 +266,33 @@ def _explicit_budget(req: ChatCompletionRequest) -> int | None:
     return ours if ours is not None else vllms
 
 
+def _effort_fraction(req: ChatCompletionRequest, config: ServerConfig) -> float | None:
+    if req.thinkctl and req.thinkctl.effort is not None:
+        return req.thinkctl.effort
+    level = req.reasoning_effort
+    if level is None:
+        return None
+    return config.effort.fractions.get(level, LEVEL_TABLE[level].effort)
+
+
 def level_budgets(config: ServerConfig) -> dict[str, int | None]:
     """reasoning_effort level -> maximum thinking tokens on this server (no probe)."""
     effort = config.effort
     if not effort.calibrated:
-        return dict(UNCALIBRATED_BUDGETS)
+        return {k: v.uncalibrated_budget for k, v in LEVEL_TABLE.items()}
     levels: dict[str, int | None] = {k: effort.budget(v) for k, v in effort.fractions.items()}
     levels["max"] = None
     return levels
+
+
+def _effort_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
+    """The global cap of numeric effort or of the level (no explicit budget was given);
+    None for numeric effort on a model without an effort table."""
+    if req.thinkctl and req.thinkctl.effort is not None:
+        return config.effort.budget(req.thinkctl.effort) if config.effort.calibrated else None
+    if req.reasoning_effort is not None:
+        return level_budgets(config).get(req.reasoning_effort)
+    return None
 
 
 def effort_card(config: ServerConfig) -> dict:
@@ -259,28 +317,12 @@ def effort_card(config: ServerConfig) -> dict:
     return card
 
 
-def thinking_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | None:
-    """The maximum thinking budget without LYNX: explicit, else numeric effort, else level."""
-    explicit = _explicit_budget(req)
-    if explicit is not None:
-        return explicit
-    effort = req.thinkctl.effort if req.thinkctl else None
-    if effort is not None:
-        if not config.effort.calibrated:
-            raise InvalidRequest(
-                "this model has no effort calibration: numeric effort needs an effort table "
-                "(python -m calibration.effort); use reasoning_effort or a thinking budget "
-                "instead.",
-                "thinkctl.effort",
-            )
-        return config.effort.budget(effort)
-    if req.reasoning_effort is not None:
-        return level_budgets(config).get(req.reasoning_effort)
-    return None
-
-
-def query_budget(
-    req: ChatCompletionRequest, config: ServerConfig, lynx: bool = False
+def _query_budget(
+    req: ChatCompletionRequest,
+    config: ServerConfig,
+    lynx: bool,
+    explicit: int | None,
+    effort: float | None,
 ) -> QueryBudget | None:
     """Per-query effort: the effort's point when the model's calibration has them and the
     request names no budget and does not ask for the global cap (`effort_policy`). Asked
@@ -296,43 +338,22 @@ def query_budget(
                "makes one)")  # fmt: skip
         raise InvalidRequest(f"effort_policy \"query\" is not available: {why}.",
                              "thinkctl.effort_policy")  # fmt: skip
-    if lynx or prompted or not config.effort.per_query or _explicit_budget(req) is not None:
+    if lynx or prompted or not config.effort.per_query or explicit is not None:
         return None
     if policy == "global":
         return None
-    effort = _effort_fraction(req, config)
     if effort is None or not 0 < effort < 1:  # none thinks not at all, max without a cap
         return None
     return config.effort.query_budget(effort)
 
 
-def _effort_fraction(req: ChatCompletionRequest, config: ServerConfig) -> float | None:
-    if req.thinkctl and req.thinkctl.effort is not None:
-        return req.thinkctl.effort
-    level = req.reasoning_effort
-    if level is None:
-        return None
-    if level == "max":
-        return 1.0
-    return config.effort.fractions.get(level, LEVELS.get(level))
-
-
-@dataclass(frozen=True)
-class _Lynx:
-    # The rule: a delta, or a score threshold (certified at max_accuracy_loss when that
-    # is set); neither: LYNX's share is only the cap (an effort the probe cannot reach).
-    delta: float | None
-    cap: int | None
-    floor: int
-    threshold: float | None = None
-    max_accuracy_loss: float | None = None
-
-    @property
-    def exits(self) -> bool:
-        return self.delta is not None or self.threshold is not None
-
-
-def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
+def _lynx(
+    req: ChatCompletionRequest,
+    config: ServerConfig,
+    explicit: int | None,
+    effort: float | None,
+    budget: int | None,
+) -> _Lynx | None:
     """LYNX's share of the request's control, or None when LYNX has no say."""
     asked = req.thinkctl.lynx if req.thinkctl else None
     if asked is False:
@@ -350,8 +371,7 @@ def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
     delta = opts.delta if opts else None
     floor = opts.min_thinking_tokens if opts else None
     risk = _risk_threshold(opts, probe)
-    effort = _effort_fraction(req, config)
-    if effort is not None and _explicit_budget(req) is None:
+    if effort is not None and explicit is None:
         point = probe.for_effort(effort)
         cap = point.max_thinking_tokens
         floor = point.min_thinking_tokens if floor is None else floor
@@ -368,9 +388,9 @@ def _lynx(req: ChatCompletionRequest, config: ServerConfig) -> _Lynx | None:
             effort_delta = effort_delta or probe.default_delta
         return _Lynx(effort_delta, cap, floor)
     if risk is not None:
-        return _Lynx(None, thinking_budget(req, config), floor or 0, *risk)
+        return _Lynx(None, budget, floor or 0, *risk)
     if asked is not None:
-        return _Lynx(delta or probe.default_delta, thinking_budget(req, config), floor or 0)
+        return _Lynx(delta or probe.default_delta, budget, floor or 0)
     return None
 
 
@@ -529,7 +549,7 @@ def _grammar(
             named[0],
         )
     if forced_tool:
-        from engine.tools import forced_schema  # vLLM's own schema for forced tool calls
+        from thinkctl.engine.tools import forced_schema  # vLLM's own schema for forced tool calls
 
         mode_dump = mode.model_dump() if isinstance(mode, NamedToolChoice) else mode
         return {"json": forced_schema(req.tool_dicts(), mode_dump, req.parallel_tool_calls)}
@@ -557,12 +577,11 @@ def _control_spec(
     req: ChatCompletionRequest,
     info: ModelInfo,
     prompt_ids: list[int],
-    max_think: int | None,
-    lynx: _Lynx | None,
+    effort: EffortDecision,
     grammar: bool = False,
     reserve: int | None = None,
-    query: QueryBudget | None = None,
 ) -> ControlSpec | None:
+    max_think, lynx, query = effort.max_thinking, effort.lynx, effort.query
     opts = req.thinkctl or ThinkctlOptions()
     min_think = opts.min_thinking_tokens or 0
     if max_think is not None and min_think > max_think:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probes.artifact import EffortPoint, ProbeArtifact, RiskPoint, point_for_effort
+from thinkctl.probes.artifact import EffortPoint, ProbeArtifact, RiskPoint, point_for_effort
 
 
 @dataclass(frozen=True)

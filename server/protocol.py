@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from server.controllers.spec import Delta, TopHSpec, TSSpec
+from thinkctl.control.spec import Delta, TopHSpec, TSSpec
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 INT64 = 2**63 - 1

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from probes.cues import DEFAULT_CUES
+from thinkctl.probes.cues import DEFAULT_CUES
 
 # Words that make a trial answer a hedge (Dynasor discards such answers); matched as
 # whole words, case-insensitive, in the trial's text.

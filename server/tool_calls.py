@@ -14,7 +14,7 @@ import json
 import uuid
 from typing import Any
 
-from server.plan import Reply
+from thinkctl.server.plan import Reply
 
 
 def _call_id() -> str:

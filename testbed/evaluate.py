@@ -1,7 +1,7 @@
 """Measure a testbed model through vLLM on the CPU and write metrics.json beside it.
 
-    python -m testbed.evaluate --model testbed/model            # 1,000 test problems, T = 0.6
-    python -m testbed.evaluate --model testbed-r1               # an embedded one, by name
+    python -m thinkctl.testbed.evaluate --model testbed/model  # 1,000 test problems, T = 0.6
+    python -m thinkctl.testbed.evaluate --model testbed-r1     # an embedded one, by name
 
 Measured on the held-out test split, sampled at temperature 0.6:
 - accuracy_think: final answers with natural thinking;
@@ -25,14 +25,15 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from probes import model_folder
-from probes.cues import cue_token_ids_of
-from probes.forced_exit import answer_ids, forced_exits
-from testbed import r1, tasks
+from thinkctl.models.resolve import resolve
+from thinkctl.probes import model_folder
+from thinkctl.probes.cues import cue_token_ids_of
+from thinkctl.probes.forced_exit import answer_ids, forced_exits
+from thinkctl.testbed import tasks
 
 
 def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
-    from engine.offline import OfflineEngine
+    from thinkctl.engine.offline import OfflineEngine
 
     engine = OfflineEngine(str(model), seed)
     tok = engine.tokenizer
@@ -105,30 +106,25 @@ def evaluate(model: Path, n: int, temperature: float, seed: int) -> dict:
     }
 
 
-def _folders(model: str) -> tuple[Path, Path]:
-    """(the folder vLLM loads, the folder whose metrics.json this is): the same for a model
-    folder; for testbed-r1, its expanded cache folder and the shipped testbed/r1."""
-    if model == r1.NAME:
-        return r1.ensure_folder(), r1.FOLDER
-    return Path(model), Path(model)
-
-
 def _mean(xs: list[bool]) -> float:
     return round(sum(xs) / len(xs), 4) if xs else 0.0
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=str(Path(__file__).parent / "model"),
-                   help=f"a model folder, or {r1.NAME!r}")  # fmt: skip
+    p.add_argument(
+        "--model", default="testbed", help="a model folder or an embedded name (models/resolve.py)"
+    )
     p.add_argument("--n", type=int, default=tasks.SPLIT_SIZES["test"])
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="metrics file (default: MODEL/metrics.json)")
     args = p.parse_args(argv)
-    folder, shipped = _folders(args.model)
+    model = resolve(args.model)
+    # testbed-r1 loads from its expanded cache folder; its metrics live in testbed/r1.
+    folder, shipped = model.folder, model.shipped or model.folder
     metrics = evaluate(folder, args.n, args.temperature, args.seed)
-    metrics["command"] = "python -m testbed.evaluate " + shlex.join(
+    metrics["command"] = "python -m thinkctl.testbed.evaluate " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     out = args.out or shipped / "metrics.json"

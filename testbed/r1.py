@@ -44,9 +44,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from probes.model_folder import THINK_END, THINK_START
-from testbed import tasks
-from testbed.traces import Plan, Step, TraceStyle, plan
+from thinkctl.probes.model_folder import THINK_END, THINK_START
+from thinkctl.testbed import tasks
+from thinkctl.testbed.traces import Plan, Step, TraceStyle, plan
 
 NAME = "testbed-r1"
 FOLDER = Path(__file__).parent / "r1"
@@ -69,7 +69,7 @@ OPENING = "Okay, let me work through the chain one step at a time."
 
 def write_tokenizer(out: Path) -> Path:
     """R1-Distill-Qwen's tokenizer files, with the revised template, into `out`."""
-    from testbed.qwen_tokenizers import tokenizer_folder
+    from thinkctl.testbed.qwen_tokenizers import tokenizer_folder
 
     tokenizer_folder(CONVENTION, out)
     path = out / "tokenizer_config.json"
@@ -129,18 +129,17 @@ def best_guess(prefix: str, rng: random.Random) -> int:
 def instructions() -> list[tuple[str, str, str]]:
     """(text, placement, separator) of every catalogue instruction and length prompt, so that
     the R1-family presets' prompts are text the model has seen (and learned to ignore)."""
-    catalog = json.loads(
-        (Path(__file__).parents[1] / "server" / "catalog" / "models.json").read_text()
-    )
+    from thinkctl.models.schema import load
+
     out = set()
-    for entry in catalog["models"]:
-        ins = entry.get("instruction")
-        if ins:
-            out.add((ins["text"], ins.get("placement", "suffix"), ins.get("separator", " ")))
-        lp = entry.get("length_prompt")
-        if lp:
+    for entry in load().models:
+        ins = entry.instruction
+        if ins is not None:
+            out.add((ins.text, ins.placement, ins.separator))
+        lp = entry.length_prompt
+        if lp is not None:
             for n in (100, 256, 512, 1024, 4000):
-                out.add((lp["template"].format(n=n), "suffix", lp.get("separator", " ")))
+                out.add((lp.template.format(n=n), "suffix", lp.separator))
     return sorted(out)
 
 
@@ -230,13 +229,14 @@ def ensure_folder(cache: Path | None = None) -> Path:
 
     from safetensors.torch import load_file, save_file
 
-    from probes.model_folder import cache_root
+    from thinkctl.probes.model_folder import cache_root
 
     cache = cache if cache is not None else cache_root() / "models"
 
     weights = FOLDER / "compact.safetensors"
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing: train it with `python -m testbed.train "
+        raise FileNotFoundError(f"{weights} is missing: train it with `python -m "
+                                "thinkctl.testbed.train "
                                 "--surface r1 --out testbed/r1`")  # fmt: skip
     digest = hashlib.sha256()
     for path in sorted(FOLDER.rglob("*")):  # the weights and whatever calibration ships

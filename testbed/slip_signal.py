@@ -1,6 +1,6 @@
 """Where does a slip show? Offline, on the testbed's first passes (transformers, CPU).
 
-    python -m testbed.slip_signal --out testbed/model/slip_signal.json    # ~1.5 min here
+    python -m thinkctl.testbed.slip_signal --out testbed/model/slip_signal.json    # ~1.5 min here
 
 Samples first passes (up to the first cue) of the calibration problems at T = 0.6 and
 labels each by whether its tentative answer is right, the label a forced exit at the
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from testbed import tasks
-from testbed.traces import CUES
+from thinkctl.testbed import tasks
+from thinkctl.testbed.traces import CUES
 
 INPUTS = ("lowest_logprob", "cue_state+lowest_logprob", "weakest_token_state+lowest_logprob")
 

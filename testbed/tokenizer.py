@@ -11,9 +11,9 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-from probes.model_folder import THINK_END, THINK_START
-from testbed.tasks import LABELS, OPS
-from testbed.traces import CUES
+from thinkctl.probes.model_folder import THINK_END, THINK_START
+from thinkctl.testbed.tasks import LABELS, OPS
+from thinkctl.testbed.traces import CUES
 
 SPECIAL = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>"]
 THINK = [THINK_START, THINK_END]

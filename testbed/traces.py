@@ -25,8 +25,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from probes.model_folder import THINK_END
-from testbed.tasks import LABELS, Problem, apply
+from thinkctl.probes.model_folder import THINK_END
+from thinkctl.testbed.tasks import LABELS, Problem, apply
 
 CUES = ("Wait", "Hmm", "Alternatively")
 END_THINK = THINK_END

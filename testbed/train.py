@@ -1,8 +1,8 @@
 """Train a testbed reasoning model from scratch, on CPU or GPU.
 
-    python -m testbed.train --out testbed/model --seed 0          # the shipped testbed (Llama)
-    python -m testbed.train --surface r1 --out testbed/r1         # testbed-r1 (testbed/r1.py)
-    python -m testbed.train --out /tmp/tb --steps 200             # a quick smoke run
+    python -m thinkctl.testbed.train --out testbed/model --seed 0   # the shipped testbed (Llama)
+    python -m thinkctl.testbed.train --surface r1 --out testbed/r1  # testbed-r1 (testbed/r1.py)
+    python -m thinkctl.testbed.train --out /tmp/tb --steps 200             # a quick smoke run
 
 testbed-r1 trains on the compact vocabulary: the used tokens plus one rest class whose
 logit carries + log(number of rest rows), exact for the full model (testbed/r1.py); the
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from testbed import r1, tasks, traces
-from testbed.tokenizer import build_tokenizer
+from thinkctl.testbed import r1, tasks, traces
+from thinkctl.testbed.tokenizer import build_tokenizer
 
 
 # --- the recipe ---------------------------------------------------------------------
@@ -157,7 +157,7 @@ class _Compact:
     """testbed-r1's vocabulary map and the rest class's loss (testbed/r1.py)."""
 
     def __init__(self, tok, r: Recipe) -> None:
-        from testbed.qwen_tokenizers import VOCAB_SIZE
+        from thinkctl.testbed.qwen_tokenizers import VOCAB_SIZE
 
         self.used = r1.used_token_ids(tok, r.seed)
         self.rest = len(self.used)  # the rest row's index
@@ -244,7 +244,7 @@ def _save_r1(model, compact: _Compact, r: Recipe, tok, out: Path) -> None:
     from safetensors.torch import save_file
     from transformers import GenerationConfig
 
-    from testbed.qwen_tokenizers import VOCAB_SIZE
+    from thinkctl.testbed.qwen_tokenizers import VOCAB_SIZE
 
     state = {
         k: v.detach().to(torch.bfloat16).cpu().contiguous()

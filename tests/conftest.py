@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from bench.server_process import start_server, start_vllm, stop_server
+from thinkctl.bench.server_process import start_server, start_vllm, stop_server
 
 API_KEY = "test-key"
 ENV_API_KEY = "env-key"
@@ -148,14 +148,14 @@ def aclient(server: Server) -> openai.AsyncOpenAI:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from server import embedded
+    from thinkctl.models import embedded
 
     return AutoTokenizer.from_pretrained(embedded.ensure(MODEL))
 
 
 def problem_prompt(difficulty: int = 1, index: int = 0) -> str:
     """A held-out testbed problem of the given difficulty."""
-    from testbed import tasks
+    from thinkctl.testbed import tasks
 
     problems = [p for p in tasks.held_out("test") if p.difficulty == difficulty]
     return problems[index].prompt()

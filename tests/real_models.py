@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from testbed.qwen_tokenizers import MODELS, VOCAB_SIZE, check, tokenizer_folder
+from thinkctl.testbed.qwen_tokenizers import MODELS, VOCAB_SIZE, check, tokenizer_folder
 
 # Bump when the built folders change, so that cached copies are rebuilt.
 BUILD_VERSION = 1

@@ -2,7 +2,7 @@
 
 from transformers import AutoTokenizer
 
-from server import embedded
+from thinkctl.models import embedded
 
 
 def test_think_variant_has_single_token_delimiters_and_leaves_the_plain_model_alone():

@@ -10,16 +10,21 @@ from __future__ import annotations
 import importlib
 import sys
 
+from thinkctl.errors import CommandError
+
 # subcommand -> (module with `main(argv)`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("server.cli", "Serve a model behind the OpenAI-compatible API."),
-    "bench": ("bench.cli", "Benchmarks: accuracy vs thinking tokens, serving cost vs vLLM."),
+    "serve": ("thinkctl.server.cli", "Serve a model behind the OpenAI-compatible API."),
+    "bench": (
+        "thinkctl.bench.cli",
+        "Benchmarks: accuracy vs thinking tokens, serving cost vs vLLM.",
+    ),
     "calibrate": (
-        "calibration.cli",
+        "thinkctl.calibration.cli",
         "Train and calibrate a LYNX probe for a model.",
     ),
     "models": (
-        "server.catalog.cli",
+        "thinkctl.models.cli",
         "The catalogue of concise / length-controllable models and their presets.",
     ),
 }
@@ -42,4 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"thinkctl: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    module.main(rest)
+    try:
+        module.main(rest)
+    except CommandError as exc:  # the one place a command's refusal is rendered
+        print(f"thinkctl {name}: {exc.message}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

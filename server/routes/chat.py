@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from engine.errors import EngineError
-from server import metrics
-from server.deps import AppContext, get_ctx, require_api_key
-from server.errors import RequestTimeout, error_body, from_engine
-from server.generation import ChoiceDelta, Generation
-from server.plan import plan
-from server.protocol import ChatCompletionRequest, usage
+from thinkctl.errors import EngineError, RequestTimeout
+from thinkctl.server import metrics
+from thinkctl.server.deps import AppContext, get_ctx, require_api_key
+from thinkctl.server.errors import error_body
+from thinkctl.server.generation import ChoiceDelta, Generation
+from thinkctl.server.plan import plan
+from thinkctl.server.protocol import ChatCompletionRequest, usage
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def _prepare(req: ChatCompletionRequest, ctx: AppContext) -> Generation:
     try:
         return Generation(ctx.engine, ctx.info, plan(req, ctx.info, ctx.config), request_id)
     except EngineError as exc:  # sampling values vLLM refuses
-        raise from_engine(exc) from exc
+        raise exc.as_api_error() from exc
 
 
 async def _wait_disconnect(request: Request) -> None:
@@ -84,7 +84,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Resp
         raise _timed_out(timeout) from exc
     except EngineError as exc:
         metrics.REQUESTS.labels("error").inc()
-        raise from_engine(exc) from exc
+        raise exc.as_api_error() from exc
     finally:
         await slot.__aexit__(None, None, None)
     if body is None:
@@ -214,7 +214,7 @@ async def _sse(
                 yield from_delta(d, gen, req, field, chunk)  # a delimiter alone sends nothing
     except EngineError as exc:
         metrics.REQUESTS.labels("error").inc()
-        err = from_engine(exc)
+        err = exc.as_api_error()
         yield _sse_data(error_body(err.message, err.type, err.param, err.code))
         yield "data: [DONE]\n\n"
         return

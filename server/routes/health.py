@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from server.deps import get_ctx
-from server.errors import EngineUnavailable, error_response
+from thinkctl.errors import EngineUnavailable
+from thinkctl.server.deps import get_ctx
+from thinkctl.server.errors import error_response
 
 router = APIRouter()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from server import plan
-from server.deps import get_ctx, require_api_key
+from thinkctl.server import plan
+from thinkctl.server.deps import get_ctx, require_api_key
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 

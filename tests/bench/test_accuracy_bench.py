@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.accuracy import parse_setting
 from tests.conftest import API_KEY
+from thinkctl.bench.accuracy import parse_setting
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 
@@ -40,7 +40,7 @@ def test_settings_parse_into_request_fields():
 
 
 def test_smoke_run_writes_results_summary_and_plot_and_resumes(server, tmp_path):
-    cmd = [sys.executable, "-m", "bench.accuracy", "--base-url", server.base_url,
+    cmd = [sys.executable, "-m", "thinkctl.bench.accuracy", "--base-url", server.base_url,
            "--api-key", API_KEY, "--n", "6", "--settings", "none", "budget:20", "dynasor:8x2",
            "--out", str(tmp_path)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
@@ -79,7 +79,7 @@ def test_a_jsonl_dataset_is_checked_by_math_equivalence(server, tmp_path):
 
 
 def test_math_equal_reads_the_last_boxed_answer():
-    from calibration.datasets import math_equal
+    from thinkctl.calibration.datasets import math_equal
 
     assert math_equal("so \\boxed{3} no, \\boxed{\\frac{1}{2}}", "0.5")
     assert math_equal("\\boxed{ 4 }", "5") is False
@@ -114,7 +114,7 @@ def test_a_model_folder_and_a_jsonl_run_with_long_max_tokens(tmp_path):
 
 
 def test_data_is_required_for_a_model_that_is_not_a_testbed(tmp_path):
-    cmd = [sys.executable, "-m", "bench.accuracy", "--model", str(tmp_path), "--out",
+    cmd = [sys.executable, "-m", "thinkctl.bench.accuracy", "--model", str(tmp_path), "--out",
            str(tmp_path / "out")]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--data is required" in r.stderr

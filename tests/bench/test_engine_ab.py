@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench.engine_ab import summarise
+from thinkctl.bench.engine_ab import summarise
 
 
 def test_smoke_run_scores_cues_without_exits_and_writes_ratios(tmp_path):

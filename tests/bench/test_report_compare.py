@@ -1,8 +1,8 @@
-"""`python -m bench.report --compare`: two models' accuracy-vs-tokens curves on one plot."""
+"""`python -m thinkctl.bench.report --compare`: two models' accuracy-vs-tokens curves on one plot."""
 
 import json
 
-from bench import report
+from thinkctl.bench import report
 
 
 def _rows(tokens: float, accuracy: float) -> list[dict]:

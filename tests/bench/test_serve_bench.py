@@ -4,9 +4,7 @@ import json
 import subprocess
 import sys
 
-from bench.serve import summarise
-from bench.server_process import model_dir
-from server import embedded
+from thinkctl.bench.serve import summarise
 
 
 def test_smoke_run_writes_serve_json(tmp_path):
@@ -39,9 +37,3 @@ def test_ratios_are_relative_to_plain_vllm():
     assert out["throughput_ratio_rounds"]["lynx"] == [1.9]  # against vLLM's same round
     assert out["output_throughput_rounds"]["vllm"] == [100, 300]
     assert out["goodput_ratio"]["effort_medium"] == 2.5
-
-
-def test_model_is_a_folder_or_an_embedded_name(tmp_path):
-    assert model_dir("testbed") == embedded.ensure("testbed")
-    (tmp_path / "config.json").write_text("{}")
-    assert model_dir(str(tmp_path)) == tmp_path

@@ -1,8 +1,8 @@
-"""`python -m bench.step_cost`, smoke-sized."""
+"""`python -m thinkctl.bench.step_cost`, smoke-sized."""
 
 import json
 
-from bench import step_cost
+from thinkctl.bench import step_cost
 
 
 def test_writes_every_arm_of_every_cell(tmp_path, capsys):

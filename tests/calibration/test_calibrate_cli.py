@@ -9,9 +9,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from probes.artifact import ProbeArtifact
-from probes.features import model_facts
-from testbed import tasks
+from thinkctl.probes.artifact import ProbeArtifact
+from thinkctl.probes.features import model_facts
+from thinkctl.testbed import tasks
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 KEYS = {"delta", "n_cal_class0", "premature_exit_rate_event", "premature_exit_rate_trajectory",
@@ -100,7 +100,7 @@ def test_the_effort_table_and_length_predictor_are_written_beside_the_model(mode
 
 
 def test_serve_uses_the_calibration_with_no_flag(model, tmp_path):
-    from bench.server_process import start_server, stop_server
+    from thinkctl.bench.server_process import start_server, stop_server
 
     proc, url = start_server(str(model), tmp_path / "serve.log")
     try:

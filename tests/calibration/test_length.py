@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration import length
-from calibration.traces import Events, Traces
-from probes import effort_table
+from thinkctl.calibration import length
+from thinkctl.calibration.traces import Events, Traces
+from thinkctl.probes import effort_table
 
 
 def traces(lengths, correct, cues) -> Traces:

@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calibration import lynx, risk
-from calibration.traces import Events, Traces
-from probes.conformal import Calibration
+from thinkctl.calibration import lynx, risk
+from thinkctl.calibration.traces import Events, Traces
+from thinkctl.probes.conformal import Calibration
 
 
 def make_traces(cues: list[list[tuple[int, int]]], lengths: list[int]) -> Traces:

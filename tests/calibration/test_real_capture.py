@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from transformers import AutoConfig, AutoTokenizer
 
-from probes.artifact import ProbeArtifact, ProbeError
-from probes.features import model_facts
 from tests.real_models import cached_model
+from thinkctl.errors import ProbeError
+from thinkctl.probes.artifact import ProbeArtifact
+from thinkctl.probes.features import model_facts
 
 TESTBED_PROBE = Path(__file__).resolve().parents[2] / "testbed" / "model" / "probe"
 
@@ -25,8 +26,8 @@ def test_a_probe_made_for_another_model_is_refused():
 
 @pytest.mark.engine
 def test_the_capture_records_at_cue_tokens_of_a_qwen3_model():
-    from engine.offline import OfflineEngine
-    from engine.recorder import PROMPT_POSITION, record_args
+    from thinkctl.engine.offline import OfflineEngine
+    from thinkctl.engine.recorder import PROMPT_POSITION, record_args
 
     folder = str(cached_model("qwen3"))
     # The start-up check runs in the constructor: every hook wrote after one request.

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration import risk
-from calibration.traces import Events, Traces
+from thinkctl.calibration import risk
+from thinkctl.calibration.traces import Events, Traces
 
 DRAWS = 300
 

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from engine.launch import check_capture
+from thinkctl.engine.launch import check_capture
 
 
 class Engine:

@@ -5,10 +5,10 @@ import torch
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 
-from engine.logits_processor import ThinkctlLogitsProcessor
-from server.controllers.batch import BatchControl
-from server.controllers.spec import ID_KEY, SPEC_KEY, ControlSpec
-from tests.controllers.helpers import END, INDUCE, START, V
+from tests.control.helpers import END, INDUCE, START, V
+from thinkctl.control.batch import BatchControl
+from thinkctl.control.spec import ID_KEY, SPEC_KEY, ControlSpec
+from thinkctl.engine.logits_processor import ThinkctlLogitsProcessor
 
 CLOSE = [END, INDUCE]
 

@@ -2,9 +2,9 @@
 
 import time
 
-from engine.trace_channel import EventCollector, EventSender
-from server.controllers.batch import ProbeNotes, StepReport
-from server.controllers.stack import ControlEvent
+from thinkctl.control.batch import ProbeNotes, StepReport
+from thinkctl.control.stack import ControlEvent
+from thinkctl.engine.trace_channel import EventCollector, EventSender
 
 
 def test_a_report_arrives_as_events_with_its_notes_expanded():

@@ -5,10 +5,17 @@ import json
 import numpy as np
 import pytest
 
-from probes import probe as P
-from probes.artifact import FORMAT, META_FILE, TENSOR_FILE, ProbeArtifact, ProbeError, ProbeMeta
-from probes.conformal import Calibration
-from probes.features import FeatureSpec, ModelFacts
+from thinkctl.probes import probe as P
+from thinkctl.probes.artifact import (
+    FORMAT,
+    META_FILE,
+    TENSOR_FILE,
+    ProbeArtifact,
+    ProbeError,
+    ProbeMeta,
+)
+from thinkctl.probes.conformal import Calibration
+from thinkctl.probes.features import FeatureSpec, ModelFacts
 
 FACTS = ModelFacts(hidden_size=4, num_layers=3, vocab_size=50, tokenizer_sha256="a" * 64)
 

@@ -4,7 +4,7 @@ rows when the hooks are traced into a compiled graph (as vLLM compiles its model
 import pytest
 import torch
 
-from probes.capture import StepCapture
+from thinkctl.probes.capture import StepCapture
 
 D, BLOCKS, SLOTS = 8, 3, 4
 

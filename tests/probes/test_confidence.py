@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.confidence import FLOOR, ConfidenceFeed, probe_input
+from thinkctl.probes.confidence import FLOOR, ConfidenceFeed, probe_input
 
 CUE, VOCAB = 3, 5
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.conformal import Calibration, Thresholds, quantile
+from thinkctl.probes.conformal import Calibration, Thresholds, quantile
 
 
 def test_quantile_is_the_ceil_n_plus_1_rank():

@@ -1,6 +1,6 @@
 """Cue tokens are matched on whole words, not substrings."""
 
-from probes.cues import cue_token_ids, normalise
+from thinkctl.probes.cues import cue_token_ids, normalise
 
 
 def test_whole_words_only():

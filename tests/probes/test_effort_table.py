@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes import effort_table
-from server.config import ServerConfig
-from server.effort import EffortMap
-from server.plan import level_budgets
+from thinkctl.probes import effort_table
+from thinkctl.server.config import ServerConfig
+from thinkctl.server.effort import EffortMap
+from thinkctl.server.plan import level_budgets
 
 lengths = st.lists(st.integers(1, 500), min_size=1, max_size=60)
 

@@ -1,4 +1,4 @@
-from probes.forced_exit import answer_ids, cue_positions, forced_exits
+from thinkctl.probes.forced_exit import answer_ids, cue_positions, forced_exits
 
 END, CUE, INDUCE = 9, 5, 8
 

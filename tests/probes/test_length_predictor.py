@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.effort_table import QueryBudget, query_points
-from probes.length_predictor import LengthPredictor
+from thinkctl.probes.effort_table import QueryBudget, query_points
+from thinkctl.probes.length_predictor import LengthPredictor
 
 HIDDEN = 3
 

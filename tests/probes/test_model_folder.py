@@ -9,19 +9,20 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from probes import model_folder
-from probes.model_folder import Conventions, FolderError
+from thinkctl.errors import FolderError
+from thinkctl.probes import model_folder
+from thinkctl.probes.model_folder import Conventions
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 
 
 def _served_close(model: Path, tok) -> list[int]:
     """What `thinkctl serve` forces when a budget closes thinking (server/plan.py)."""
-    from server.cli import conventions
-    from server.config import ServerConfig
-    from server.model_info import ModelInfo
-    from server.plan import plan
-    from server.protocol import ChatCompletionRequest
+    from thinkctl.server.cli import conventions
+    from thinkctl.server.config import ServerConfig
+    from thinkctl.server.model_info import ModelInfo
+    from thinkctl.server.plan import plan
+    from thinkctl.server.protocol import ChatCompletionRequest
 
     flags = Namespace(**dict.fromkeys(Conventions.keys()))
     config = ServerConfig(model_name="m", conventions=conventions(flags, str(model)))
@@ -32,14 +33,14 @@ def _served_close(model: Path, tok) -> list[int]:
 
 
 def _calibration_close(model: Path, tok, tmp_path: Path) -> list[int]:
-    from calibration.cli import parse, think_tokens
+    from thinkctl.calibration.cli import parse, think_tokens
 
     args = parse(["--model", str(model), "--data", "q.jsonl", "--out", str(tmp_path / "probe")])
     return think_tokens(str(model), args, tok).close()
 
 
 def _bench_close(model: Path, tok) -> list[int]:
-    from bench.accuracy import think_tokens
+    from thinkctl.bench.accuracy import think_tokens
 
     return think_tokens(model, tok).close()
 
@@ -91,8 +92,8 @@ def test_delimiters_that_are_not_one_token_leave_the_model_non_thinking():
 def test_a_calibration_is_found_by_hub_id_in_the_cache_or_in_the_model_folder(
     tmp_path, monkeypatch
 ):
-    from probes.effort_table import EFFORT_FILE, fit
-    from server.effort import EffortMap
+    from thinkctl.probes.effort_table import EFFORT_FILE, fit
+    from thinkctl.server.effort import EffortMap
 
     monkeypatch.setenv("THINKCTL_CACHE", str(tmp_path / "cache"))
     # A hub id: the cache, by model id.

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from probes import probe as P
+from thinkctl.probes import probe as P
 
 
 @pytest.fixture(scope="module")

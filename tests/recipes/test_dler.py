@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recipes import dler, testbed_task
-from server import embedded
+from thinkctl.models import embedded
+from thinkctl.recipes import dler, testbed_task
 
 
 def test_truncated_or_over_budget_completions_get_nothing_even_when_right():

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from server.errors import EngineUnavailable, TooManyRequests
-from server.limits import Admission, Limits
+from thinkctl.errors import EngineUnavailable, TooManyRequests
+from thinkctl.server.limits import Admission, Limits
 
 
 async def hold(adm: Admission, seconds: float) -> str:

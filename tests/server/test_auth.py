@@ -4,9 +4,10 @@ import httpx
 import openai
 import pytest
 
-from server.cli import _api_keys
-from server.config import ServerConfig
 from tests.conftest import ENV_API_KEY, FILE_API_KEYS, MODEL
+from thinkctl.errors import CommandError
+from thinkctl.server.cli import _api_keys
+from thinkctl.server.config import ServerConfig
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -65,7 +66,7 @@ def test_keys_never_reach_the_log(deepseek_server):
 def test_a_key_file_without_keys_is_refused(tmp_path):
     path = tmp_path / "keys.txt"
     path.write_text("# the keys go here\n\n   \n")
-    with pytest.raises(SystemExit, match="holds no key"):  # not a server without auth
+    with pytest.raises(CommandError, match="holds no key"):  # not a server without auth
         _api_keys(argparse.Namespace(api_key=None, api_key_file=path))
     path.write_text("  a-key  \n  # a comment\n")
     assert _api_keys(argparse.Namespace(api_key="b-key", api_key_file=path)) == ("b-key", "a-key")

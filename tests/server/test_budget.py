@@ -2,8 +2,8 @@
 
 import pytest
 
-from testbed.tasks import extract_answer
 from tests.conftest import MODEL, problem_prompt
+from thinkctl.testbed.tasks import extract_answer
 
 QUESTION = [{"role": "user", "content": problem_prompt(difficulty=1)}]
 INDUCER = "\\boxed{"  # the testbed's answer inducer, from testbed/model/thinkctl.json

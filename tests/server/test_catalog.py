@@ -5,9 +5,9 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from bench.server_process import start_server, stop_server
-from server import embedded
 from tests.conftest import MODEL, problem_prompt
+from thinkctl.bench.server_process import start_server, stop_server
+from thinkctl.models import embedded
 
 ADAPTTHINK = "THU-KEG/AdaptThink-1.5B-delta0.05"
 

@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
-from testbed import tasks
 from tests.conftest import MODEL
+from thinkctl.testbed import tasks
 
 PROBLEMS = tasks.held_out("test")[:24]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from bench.server_process import start_server, stop_server
 from tests.conftest import Server, problem_prompt
+from thinkctl.bench.server_process import start_server, stop_server
 
 pytestmark = pytest.mark.engine
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed import tasks
 from tests.conftest import MODEL
+from thinkctl.testbed import tasks
 
 PROBLEMS = tasks.held_out("test")[:28]
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"

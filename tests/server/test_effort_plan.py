@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from probes.model_folder import Conventions, ThinkTokens
-from server.config import ServerConfig
-from server.effort import EffortMap
-from server.errors import InvalidRequest
-from server.model_info import ModelInfo
-from server.plan import plan
-from server.probe_config import ProbeConfig
-from server.protocol import ChatCompletionRequest
 from tests.server.test_lynx_plan import POINTS
+from thinkctl.errors import InvalidRequest
+from thinkctl.probes.model_folder import Conventions, ThinkTokens
+from thinkctl.server.config import ServerConfig
+from thinkctl.server.effort import EffortMap
+from thinkctl.server.model_info import ModelInfo
+from thinkctl.server.plan import plan
+from thinkctl.server.probe_config import ProbeConfig
+from thinkctl.server.protocol import ChatCompletionRequest
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 

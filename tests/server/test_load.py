@@ -8,7 +8,7 @@ CLIENTS = 64
 
 
 async def one(aclient, i: int) -> dict:
-    from testbed import tasks
+    from thinkctl.testbed import tasks
 
     budget = i % 2 == 0  # half are cut by a budget, half think to their natural end
     problem = tasks.held_out("test")[i]

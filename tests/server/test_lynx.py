@@ -11,8 +11,8 @@ import numpy as np
 import openai
 import pytest
 
-from probes.artifact import TENSOR_FILE, ProbeArtifact, point_for_effort
 from tests.conftest import MODEL, Server, running_server
+from thinkctl.probes.artifact import TENSOR_FILE, ProbeArtifact, point_for_effort
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ROOT / "testbed" / "model" / "probe"
@@ -33,7 +33,7 @@ def lclient(lynx_server) -> openai.OpenAI:
 
 
 def problems(n: int = N):
-    from testbed import tasks
+    from thinkctl.testbed import tasks
 
     return tasks.held_out("test")[:n]
 
@@ -47,7 +47,7 @@ def ask(client, prompt: str, thinkctl: dict | None = None, **kw):
 
 
 def test_lynx_exits_early_with_a_traced_decision(lclient):
-    from testbed import tasks
+    from thinkctl.testbed import tasks
 
     plain, lynx, exits, right = 0, 0, 0, 0
     for i, p in enumerate(problems()):
@@ -160,8 +160,8 @@ def test_lynx_without_a_probe_is_a_400(client):
 GENERATE = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from calibration import datasets, traces
-    from probes.artifact import ProbeArtifact
+    from thinkctl.calibration import datasets, traces
+    from thinkctl.probes.artifact import ProbeArtifact
 
     if __name__ == "__main__":
         art = ProbeArtifact.load(sys.argv[1])
@@ -181,7 +181,7 @@ def test_server_features_equal_calibration_features(lclient, tmp_path):
     """The same greedy traces: the probe scores the server computes at each cue equal the
     scores of the features calibration recorded, at the same cue positions. The shipped
     probe reads the confidence value too, so both of its inputs are compared."""
-    from calibration import datasets, traces
+    from thinkctl.calibration import datasets, traces
 
     assert ProbeArtifact.load(PROBE).meta.features.confidence
     n = 8

@@ -8,11 +8,11 @@ from __future__ import annotations
 import openai
 import pytest
 
-from engine.client import Engine
-from server.config import ServerConfig
-from server.plan import _sampling
-from server.protocol import NOT_SERVED, ChatCompletionRequest
 from tests.conftest import MODEL, problem_prompt
+from thinkctl.engine.client import Engine
+from thinkctl.server.config import ServerConfig
+from thinkctl.server.plan import _sampling
+from thinkctl.server.protocol import NOT_SERVED, ChatCompletionRequest
 
 pytestmark = pytest.mark.engine
 MESSAGES = [{"role": "user", "content": "compute 3 ; A + 4 ; B * 2 ; C - 5"}]

@@ -19,11 +19,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from bench.server_process import start_server, stop_server
-from probes import model_folder
-from probes.cues import cue_token_ids_of
 from tests.conftest import plain_vllm
 from tests.real_models import cached_model
+from thinkctl.bench.server_process import start_server, stop_server
+from thinkctl.probes import model_folder
+from thinkctl.probes.cues import cue_token_ids_of
 
 pytestmark = pytest.mark.engine
 

@@ -8,15 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from probes.model_folder import Conventions, ThinkTokens
-from server.config import ServerConfig
-from server.errors import InvalidRequest
-from server.logprobs import chat_logprobs
-from server.model_info import ModelInfo
-from server.plan import ANSWER_RESERVE, Reply, plan
-from server.protocol import ChatCompletionRequest
-from server.stop_strings import StopStrings
-from server.tool_calls import finish_reason, tool_calls
+from thinkctl.errors import InvalidRequest
+from thinkctl.probes.model_folder import Conventions, ThinkTokens
+from thinkctl.server.config import ServerConfig
+from thinkctl.server.logprobs import chat_logprobs
+from thinkctl.server.model_info import ModelInfo
+from thinkctl.server.plan import ANSWER_RESERVE, Reply, plan
+from thinkctl.server.protocol import ChatCompletionRequest
+from thinkctl.server.stop_strings import StopStrings
+from thinkctl.server.tool_calls import finish_reason, tool_calls
 
 TESTBED = Path(__file__).resolve().parents[2] / "testbed" / "model"
 TEXT = st.text(alphabet="ab}", max_size=30)

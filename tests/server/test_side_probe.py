@@ -4,8 +4,8 @@ shows each trial, and the trials reuse vLLM's prefix cache."""
 import openai
 import pytest
 
-from testbed.tasks import extract_answer
 from tests.conftest import MODEL, problem_prompt
+from thinkctl.testbed.tasks import extract_answer
 
 QUESTION = [{"role": "user", "content": problem_prompt(difficulty=2)}]
 

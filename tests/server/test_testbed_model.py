@@ -3,8 +3,8 @@
 import asyncio
 import statistics
 
-from testbed import tasks
 from tests.conftest import MODEL
+from thinkctl.testbed import tasks
 
 
 async def test_testbed_answers_held_out_problems_and_thinks_longer_when_harder(aclient):

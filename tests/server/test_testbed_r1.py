@@ -3,9 +3,9 @@ inducer and its BPE cue words, on a model that thinks like the testbed."""
 
 import pytest
 
-from probes.cues import cue_token_ids_of
-from testbed.tasks import extract_answer, held_out
 from tests.conftest import openai_server
+from thinkctl.probes.cues import cue_token_ids_of
+from thinkctl.testbed.tasks import extract_answer, held_out
 
 MODEL = "testbed-r1"
 PROBLEM = held_out("test")[1]
@@ -57,7 +57,7 @@ def test_a_budget_closes_with_r1s_inducer_and_the_model_completes_it(r1_client):
 def test_deer_tries_at_bpe_cue_words(r1_client):
     from transformers import AutoTokenizer
 
-    from server import embedded
+    from thinkctl.models import embedded
 
     tok = AutoTokenizer.from_pretrained(embedded.ensure(MODEL))
     cues = set(cue_token_ids_of(tok))
@@ -82,8 +82,8 @@ def preset(request, tmp_path_factory):
     (preset id, client, tokenizer)."""
     from transformers import AutoTokenizer
 
-    from server import embedded
-    from server.catalog.schema import load
+    from thinkctl.models import embedded
+    from thinkctl.models.schema import load
 
     folder = str(embedded.ensure(MODEL))
     log = tmp_path_factory.mktemp("testbed-r1-preset") / "serve.log"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from server import embedded
 from tests.conftest import MODEL, plain_vllm, problem_prompt
+from thinkctl.models import embedded
 
 pytestmark = pytest.mark.engine
 FLAGS = ["--max-num-batched-tokens", "32", "--max-num-seqs", "32",

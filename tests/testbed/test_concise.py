@@ -9,16 +9,17 @@ import statistics
 import pytest
 import torch
 
-from server import embedded
-from server.cli import _resolve_model
-from testbed import tasks
-from testbed.traces import CUES, END_THINK
+from thinkctl.models import embedded
+from thinkctl.models.resolve import resolve
+from thinkctl.testbed import tasks
+from thinkctl.testbed.traces import CUES, END_THINK
 
 
 def test_testbed_concise_is_an_embedded_name_for_the_shipped_folder():
     folder = embedded.ensure(embedded.TESTBED_CONCISE)
     assert folder.name == "concise" and (folder / "model.safetensors").is_file()
-    assert _resolve_model("testbed-concise") == (str(folder), "testbed-concise")
+    target = resolve("testbed-concise")
+    assert (target.load, target.name) == (str(folder), "testbed-concise")
     # what the server needs beside the weights: the answer inducer and the effort table
     assert json.loads((folder / "thinkctl.json").read_text())["answer_inducer"] == "\\boxed{"
     assert json.loads((folder / "effort.json").read_text())["natural_mean_thinking_tokens"] > 0
@@ -65,7 +66,7 @@ def test_concise_answers_right_with_half_the_thinking_and_no_rechecks(problems):
 
 def test_shipped_metrics_meet_the_issue_target():
     """testbed/concise/metrics.json and testbed/model/metrics.json, both written by
-    `python -m testbed.evaluate` (1,000 test problems, T = 0.6, vLLM)."""
+    `python -m thinkctl.testbed.evaluate` (1,000 test problems, T = 0.6, vLLM)."""
     concise = json.loads((embedded.ensure("testbed-concise") / "metrics.json").read_text())
     base = json.loads((embedded.ensure("testbed") / "metrics.json").read_text())
     assert concise["n_problems"] == base["n_problems"] == 1000

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.cues import cue_token_ids_of
-from testbed import r1, tasks
-from testbed.traces import TraceStyle, plan
+from thinkctl.probes.cues import cue_token_ids_of
+from thinkctl.testbed import r1, tasks
+from thinkctl.testbed.traces import TraceStyle, plan
 
 
 @given(st.integers(2, 12), st.integers(13, 60), st.integers(0, 2**31 - 1))

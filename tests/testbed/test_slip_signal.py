@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from testbed import slip_signal
+from thinkctl.testbed import slip_signal
 
 
 def test_the_input_that_carries_the_label_scores_best():

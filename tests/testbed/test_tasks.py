@@ -4,7 +4,7 @@ from itertools import islice
 from hypothesis import given
 from hypothesis import strategies as st
 
-from testbed import tasks
+from thinkctl.testbed import tasks
 
 
 def test_held_out_splits_are_fixed_disjoint_and_large_enough():

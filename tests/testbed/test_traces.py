@@ -3,8 +3,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from testbed import tasks, traces
-from testbed.tokenizer import build_tokenizer
+from thinkctl.testbed import tasks, traces
+from thinkctl.testbed.tokenizer import build_tokenizer
 
 
 def answers_in(words: list[str]) -> list[int]:

@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from bench.accuracy import oracle_rows
-from calibration import datasets
-from probes.length_predictor import LengthPredictor
+from thinkctl.bench.accuracy import oracle_rows
+from thinkctl.calibration import datasets
+from thinkctl.probes.length_predictor import LengthPredictor
 
 MODEL = Path("testbed/model")
 RESULTS = Path("bench/results/results.jsonl")
 
 
 def main() -> None:
-    from engine.offline import OfflineEngine
-    from engine.recorder import PROMPT_POSITION, record_args
+    from thinkctl.engine.offline import OfflineEngine
+    from thinkctl.engine.recorder import PROMPT_POSITION, record_args
 
     rows = [json.loads(x) for x in RESULTS.read_text().splitlines() if x.strip()]
     natural = [r for r in rows if r["setting"] == "none"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from calibration import datasets, traces
+from thinkctl.calibration import datasets, traces
 
 WORK = Path("testbed/model/probe/work")
 EFFORTS = (0.3, 0.5, 0.7)
