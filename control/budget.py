@@ -27,7 +27,7 @@ class BudgetParams:
     stop_ids: frozenset[int] = frozenset()  # end-of-thinking and EOS ids
     reason: str = "budget"  # the trace's name for a close at the maximum
     # Per-query effort: the maximum is set from the prompt's predicted length at prefill
-    # (server/controllers/batch.py); `max_thinking` is its cap until then.
+    # (control/batch.py); `max_thinking` is its cap until then.
     query: QueryBudget | None = None
 
     def __post_init__(self) -> None:

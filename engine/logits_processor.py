@@ -5,7 +5,7 @@ Two processors, because vLLM asks each whether it can change the argmax, once fo
 its requests:
 - `ThinkctlLogitsProcessor` (not argmax-invariant: runs before temperature, also for
   greedy batches) hands vLLM's batch updates to a `BatchControl`
-  (server/controllers/batch.py: every row's control stack, stepped with batched
+  (control/batch.py: every row's control stack, stepped with batched
   operations) and steps it inside `apply()` (where output ids are final; with async
   scheduling `update_state` may still see a placeholder), with the captured hidden
   states for LYNX's probe; the control events of the step go to the HTTP side.

@@ -145,7 +145,7 @@ class CatalogEntry(_Data):
     id: str  # hub id, or an embedded model's name
     family: str
     summary: str
-    embedded: str | None = None  # served by name from server/embedded.py
+    embedded: str | None = None  # served by name from models/embedded.py
     base_model: str | None
     licence: Licence
     tokenizer: str  # key into Catalog.tokenizers
@@ -238,5 +238,5 @@ def parse(data: dict) -> Catalog:
 
 @lru_cache(maxsize=1)
 def load() -> Catalog:
-    """The shipped catalogue (server/catalog/models.json), validated."""
+    """The shipped catalogue (models/models.json), validated."""
     return parse(json.loads(CATALOG_FILE.read_text(encoding="utf-8")))

@@ -31,7 +31,7 @@ class ServerConfig:
     probe: ProbeConfig | None = None  # LYNX, when served with --probe
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
-    # The model's catalogue preset (server/catalog): effort -> its own length/mode mechanism,
+    # The model's catalogue preset (models/): effort -> its own length/mode mechanism,
     # sampling defaults, the recommended instruction. None: requests pass through as sent.
     preset: Preset | None = None
     # max_tokens for requests that set none (a preset's recommendation); None: the room left

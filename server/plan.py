@@ -4,7 +4,7 @@
 
 1. **Refusals** that need no tokenizer: an unknown model, structured outputs, `n` over
    the limit.
-2. **The preset** (server/catalog) fills in what the client left unset: the effort
+2. **The preset** (models/) fills in what the client left unset: the effort
    level's action (a forced reply prefix, chat-template variables, a system prompt), the
    length prompt (L1: "Think for N tokens.", N = the thinking budget of step 3), the
    recommended instruction, and sampling defaults.
@@ -23,7 +23,7 @@
 5. **Sampling**: vLLM's `SamplingParams` fields, `max_tokens` checked against the limits
    and the room left in the context, logprobs, and the grammar of `response_format`,
    `structured_outputs` or a forced `tool_choice` (vLLM applies it once thinking closed).
-6. **The control spec** (server/controllers/spec.py) the engine's logits processor runs,
+6. **The control spec** (control/spec.py) the engine's logits processor runs,
    with token ids resolved (close sequence, wait string, stop ids), or None. With a
    grammar the close has no inducer (the grammar could forbid its text); when
    `max_tokens` would run out inside thinking, the budget closes thinking early enough

@@ -57,7 +57,7 @@ def build_model(name: str, out: Path) -> Path:
 
 
 def cache_root() -> Path:
-    """THINKCTL_CACHE (as server/embedded.py), else ~/.cache/thinkctl; then real_models/."""
+    """THINKCTL_CACHE (as models/embedded.py), else ~/.cache/thinkctl; then real_models/."""
     root = os.environ.get("THINKCTL_CACHE") or Path.home() / ".cache" / "thinkctl"
     return Path(root) / "real_models"
 
