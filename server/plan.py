@@ -243,6 +243,7 @@ def decide_effort(req: ChatCompletionRequest, config: ServerConfig) -> EffortDec
     effort = _effort_fraction(req, config)
     budget = explicit if explicit is not None else _effort_budget(req, config)
     lynx = _lynx(req, config, explicit, effort, budget)
+    query = _query_budget(req, config, lynx is not None, explicit, effort)
     numeric = req.thinkctl is not None and req.thinkctl.effort is not None
     if numeric and lynx is None and not config.effort.calibrated:  # (a probe maps it itself)
         raise InvalidRequest(
@@ -250,7 +251,6 @@ def decide_effort(req: ChatCompletionRequest, config: ServerConfig) -> EffortDec
             "(thinkctl calibrate); use reasoning_effort or a thinking budget instead.",
             "thinkctl.effort",
         )
-    query = _query_budget(req, config, lynx is not None, explicit, effort)
     return EffortDecision(explicit, effort, budget, query, lynx)
 
 
