@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vllm import SamplingParams
-from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMError
+from vllm.exceptions import GenerationError, GracefulHTTPError, VLLMClientError, VLLMError
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
@@ -30,6 +30,8 @@ def _classified(exc: Exception) -> EngineError:
         return EngineError(exc.message, int(exc.http_status))
     if isinstance(exc, VLLMClientError | ValueError):  # a bare ValueError: vLLM's older form
         return EngineError(str(exc), 400, None, getattr(exc, "parameter", None))
+    if isinstance(exc, GenerationError):  # RetryableRequestError's status is 503
+        return EngineError(str(exc), int(exc.status_code), "generation_error")
     if isinstance(exc, EngineDeadError):
         return EngineError("The engine is not running.", 503, "engine_dead")
     return EngineError("Generation failed inside the engine.", 500, "engine_error")
@@ -43,14 +45,16 @@ Logprobs = list[tuple[int, float, str | None]]
 @dataclass(frozen=True)
 class Delta:
     """New output of one engine request: token ids, their text, the finish reason at the
-    end, each token's logprobs when they were asked for, and the prompt tokens vLLM's
-    prefix cache served (None until the engine reports it)."""
+    end, each token's logprobs when they were asked for, the prompt tokens vLLM's
+    prefix cache served (None until the engine reports it), and vLLM's stop reason (the
+    stop token id or string that ended it)."""
 
     token_ids: list[int]
     text: str
     finish_reason: str | None
     logprobs: list[Logprobs] | None = None
     cached_tokens: int | None = None
+    stop_reason: int | str | None = None
 
 
 def _logprobs(out: Any) -> list[Logprobs] | None:
@@ -81,6 +85,18 @@ class Engine:
     @property
     def max_model_len(self) -> int:
         return self._llm.model_config.max_model_len
+
+    @property
+    def max_logprobs(self) -> int:
+        """vLLM's --max-logprobs (-1: the vocabulary)."""
+        return self._llm.model_config.max_logprobs
+
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The sampling defaults vLLM applies to requests that leave them unset: the model
+        folder's generation_config.json under --generation-config and
+        --override-generation-config, with vLLM's meaning (`max_new_tokens` is `max_tokens`)."""
+        return self._llm.model_config.get_diff_sampling_param()
 
     async def check_capture(self) -> None:
         await check_capture(self._llm)
@@ -121,7 +137,8 @@ class Engine:
             async for out in self._llm.generate(prompt, params, request_id):
                 for comp in out.outputs:
                     yield Delta(list(comp.token_ids), comp.text, comp.finish_reason,
-                                _logprobs(comp.logprobs), out.num_cached_tokens)  # fmt: skip
+                                _logprobs(comp.logprobs), out.num_cached_tokens,
+                                comp.stop_reason)  # fmt: skip
         except (VLLMError, ValueError) as exc:
             raise _classified(exc) from exc
 

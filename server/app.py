@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from thinkctl.server.deps import AppContext
 from thinkctl.server.errors import install_handlers
-from thinkctl.server.routes import chat, health, models
+from thinkctl.server.routes import chat, health, models, responses
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -14,6 +14,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     install_handlers(app)
     app.include_router(chat.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(health.router)
     return app

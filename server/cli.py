@@ -190,6 +190,7 @@ async def _serve(config: ServerConfig, engine_args) -> None:
     import uvicorn
 
     from thinkctl.engine.client import Engine
+    from thinkctl.server import plan
     from thinkctl.server.app import create_app
     from thinkctl.server.deps import AppContext
     from thinkctl.server.draining import DrainingServer
@@ -214,7 +215,10 @@ async def _serve(config: ServerConfig, engine_args) -> None:
                 raise CommandError(f"refusing {what}: {exc}") from exc
         think = model_folder.ThinkTokens.of(config.conventions, engine.tokenizer)
         info = ModelInfo(config.model_name, think, engine.max_model_len,
-                         _tool_parser(config.tool_call_parser, engine.tokenizer))  # fmt: skip
+                         _tool_parser(config.tool_call_parser, engine.tokenizer),
+                         engine.sampling_defaults, engine.max_logprobs)  # fmt: skip
+        log.info("Sampling defaults (generation config, then preset): %s",
+                 plan.sampling_defaults(info, config) or "vLLM's")  # fmt: skip
         admission = Admission(config.limits)
         ctx = AppContext(config, engine, info, int(time.time()), admission)
         app = create_app(ctx)

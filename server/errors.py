@@ -54,7 +54,9 @@ def param_path(loc: Sequence[Any]) -> str | None:
 
 def validation_error(exc: RequestValidationError) -> APIError:
     errors = exc.errors()
-    first = errors[0] if errors else {}
+    # A value that fits no branch of a union gets an error per branch: the deepest one
+    # names the field that is wrong (a key inside a list item, not "not a string").
+    first = max(errors, key=lambda e: len(e.get("loc", ())), default={})
     if first.get("type") == "json_invalid":
         return InvalidRequest(MSG_BAD_JSON, None, "invalid_json")
     param = param_path(first.get("loc", ()))

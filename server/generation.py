@@ -30,11 +30,12 @@ from thinkctl.control.phase import Part, Phase, PhaseTracker, initial_phase
 from thinkctl.control.spec import ID_KEY, SPEC_KEY, ControlSpec
 from thinkctl.control.stack import ControlEvent
 from thinkctl.engine.client import Delta, Engine
+from thinkctl.errors import EngineError
 from thinkctl.server import metrics
 from thinkctl.server.logprobs import chat_logprobs
 from thinkctl.server.model_info import ModelInfo
 from thinkctl.server.plan import Plan
-from thinkctl.server.protocol import ControlEventOut, ControlTrace
+from thinkctl.server.replies import ControlEventOut, ControlTrace, StopReason
 from thinkctl.server.side_probe import SideProber, Trial
 from thinkctl.server.stop_strings import StopStrings
 from thinkctl.server.tool_calls import finish_reason, tool_calls
@@ -47,6 +48,7 @@ class ChoiceDelta:
     content: str = ""
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None  # set on the choice's last delta
+    stop_reason: StopReason = None  # on the last delta: the stop string or token id
     logprobs: list[dict] | None = None  # OpenAI's entries for token_ids, when asked for
     tool_calls: list[dict] | None = None  # on the last delta, when tools were called
 
@@ -79,7 +81,9 @@ class _Choice:
     answer: list[str] = field(default_factory=list)  # held back for the tool parser
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
+    stop_reason: StopReason = None
     trace: ControlTrace | None = None
+    cached_tokens: int = 0  # prompt tokens vLLM's prefix cache served its first request
     started_tokens: bool = False  # for the time-to-first-token metrics
     started_answer: bool = False
 
@@ -100,6 +104,7 @@ class Generation:
             self.trial_params = engine.params(
                 {"max_tokens": self.side.answer_tokens, "temperature": 0.0, "logprobs": 0}, None
             )
+        self.request_id = request_id  # its choices' engine requests are <request_id>-<index>
         self.choices = [self._new_choice(i, f"{request_id}-{i}") for i in range(plan.n)]
         for c in self.choices:
             c.params = self._params(plan.sampling, c, self.spec, c.request_id)
@@ -211,6 +216,8 @@ class Generation:
             mux.add(self._trial(choice, prefix, len(choice.token_ids), trial_id))
 
     async def _emit(self, choice: _Choice, out: Delta) -> ChoiceDelta:
+        if out.cached_tokens is not None and choice.offset == 0:
+            choice.cached_tokens = out.cached_tokens
         choice.token_ids.extend(out.token_ids)
         delta = self._split(choice, out.token_ids, out.text)
         if out.logprobs is not None and self.reply.top_logprobs is not None:
@@ -222,6 +229,8 @@ class Generation:
         self._observe_first(choice, delta)
         if finish is not None:
             choice.finish_reason = delta.finish_reason = finish
+            matched = choice.stops.matched if choice.stops is not None else None
+            choice.stop_reason = delta.stop_reason = matched or out.stop_reason
             choice.trace = self._trace(choice)
             metrics.observe_choice(choice.trace, len(choice.token_ids))
         return delta
@@ -346,6 +355,10 @@ class Generation:
         return sum(c.tracker.thinking_tokens for c in self.choices if c.tracker)
 
     @property
+    def cached_tokens(self) -> int:
+        return sum(c.cached_tokens for c in self.choices)
+
+    @property
     def completion_tokens(self) -> int:
         return sum(len(c.token_ids) for c in self.choices)
 
@@ -397,6 +410,12 @@ class _Mux:
 
 
 def _openai_finish(reason: str) -> str:
+    """vLLM's finish reason as OpenAI's. An engine error, or an abort thinkctl did not ask
+    for (its own aborts are never read back), is an error as vLLM reports it, not a stop."""
+    if reason == "error":
+        raise EngineError("Internal server error", 500, "generation_error")
+    if reason == "abort":
+        raise EngineError("The engine aborted the request.", 503, "aborted")
     return "length" if reason == "length" else "stop"
 
 
@@ -407,10 +426,9 @@ def _forced_count(event: ControlEvent, n_out: int) -> int:
 
 def _event_out(e: ControlEvent, forced: int) -> ControlEventOut:
     detail = dict(e.detail)
-    ints = {k: int(detail[k]) for k in ("cue_index", "min_thinking", "max_thinking_tokens",
-                                         "agreeing", "probe_tokens", "cached_tokens",
-                                         "discarded_tokens")
-            if detail.get(k) is not None}  # fmt: skip
+    ints = {k: None if detail.get(k) is None else int(detail[k])
+            for k in ("cue_index", "min_thinking", "max_thinking_tokens", "agreeing",
+                      "probe_tokens", "cached_tokens", "discarded_tokens")}  # fmt: skip
     floats = ("score", "delta", "threshold", "max_accuracy_loss", "effort",
               "predicted_natural_tokens", "predicted_sufficient_tokens", "confidence")  # fmt: skip
     return ControlEventOut(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 from thinkctl.control.stack import ControlEvent
-from thinkctl.server.protocol import ControlTrace
+from thinkctl.server.replies import ControlTrace
 
 REQUESTS = Counter("thinkctl_requests", "Chat completion requests by outcome.", ["status"])
 for _status in ("ok", "error", "aborted"):  # export zeros, so rates work from the start

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,10 @@ class ModelInfo:
     think: ThinkTokens  # the model folder's conventions, resolved on its tokenizer
     max_model_len: int
     tool_parser: AutoToolParser | None = None  # vLLM's --tool-call-parser, on its tokenizer
+    # What vLLM fills in for a request that leaves a sampling field unset (the folder's
+    # generation_config.json, engine/client.py); a preset's values go over them.
+    sampling_defaults: Mapping[str, Any] = field(default_factory=dict)
+    max_logprobs: int = 20  # vLLM's --max-logprobs (-1: the whole vocabulary)
 
     @property
     def tokenizer(self) -> Any:

@@ -148,11 +148,19 @@ def apply_preset(
             **(req.chat_template_kwargs or {}),
         }
     sampling = action.sampling.over(entry.sampling) if action.sampling else entry.sampling
-    if req.temperature is None and sampling.temperature is not None:
-        update["temperature"] = sampling.temperature
-    if req.top_p is None and sampling.top_p is not None:
-        update["top_p"] = sampling.top_p
+    for key, value in sampling.model_dump(exclude={"max_tokens"}, exclude_none=True).items():
+        if getattr(req, key) is None:
+            update[key] = value
     return req.model_copy(update=update)
+
+
+def sampling_defaults(info: ModelInfo, config: ServerConfig) -> dict[str, Any]:
+    """What a request that leaves a sampling field unset gets, before vLLM's neutral
+    values: the model folder's generation config (as vLLM reads it), then the preset's."""
+    out = dict(info.sampling_defaults)
+    if config.preset is not None:
+        out |= config.preset.entry.sampling.model_dump(exclude_none=True)
+    return out
 
 
 def _preset_messages(
@@ -485,8 +493,10 @@ def _sampling(
         raise InvalidRequest(
             f"{param} is {max_tokens}; this server allows at most {cap}.", param, "limit_exceeded"
         )
-    if max_tokens is None and config.default_max_tokens is not None:  # preset default
-        max_tokens = min(config.default_max_tokens, cap or room, room)
+    # A preset's default, else the generation config's (max_new_tokens), else the room.
+    default = config.default_max_tokens or info.sampling_defaults.get("max_tokens")
+    if max_tokens is None and default is not None:
+        max_tokens = min(default, cap or room, room)
     if cap is not None and max_tokens is None:
         max_tokens = min(cap, room)
     if max_tokens is not None and max_tokens > room:
@@ -497,18 +507,28 @@ def _sampling(
             param,
             "context_length_exceeded",
         )
+    top = req.top_logprobs or 0
+    limit = info.max_logprobs
+    if req.logprobs and limit != -1 and top > limit:
+        raise InvalidRequest(f"top_logprobs is {top}; this server returns at most {limit} "
+                             "(--max-logprobs).", "top_logprobs")  # fmt: skip
+
+    def pick(key: str, neutral: float) -> Any:  # the request's, the model's, vLLM's neutral
+        value = getattr(req, key)
+        return value if value is not None else info.sampling_defaults.get(key, neutral)
+
     return {
         "max_tokens": max_tokens or room,
-        "temperature": 1.0 if req.temperature is None else req.temperature,
-        "top_p": 1.0 if req.top_p is None else req.top_p,
-        "presence_penalty": req.presence_penalty or 0.0,
-        "frequency_penalty": req.frequency_penalty or 0.0,
+        "temperature": pick("temperature", 1.0),
+        "top_p": pick("top_p", 1.0),
+        "presence_penalty": pick("presence_penalty", 0.0),
+        "frequency_penalty": pick("frequency_penalty", 0.0),
         "seed": req.seed,
         "stop": [],  # stop strings are matched in the answer only, by the server (`Reply`)
-        "logprobs": (req.top_logprobs or 0) if req.logprobs else None,
-        "top_k": 0 if req.top_k is None else req.top_k,  # 0 or -1: off, as in vLLM
-        "min_p": req.min_p or 0.0,
-        "repetition_penalty": 1.0 if req.repetition_penalty is None else req.repetition_penalty,
+        "logprobs": top if req.logprobs else None,
+        "top_k": pick("top_k", 0),  # 0 or -1: off, as in vLLM
+        "min_p": pick("min_p", 0.0),
+        "repetition_penalty": pick("repetition_penalty", 1.0),
         "logit_bias": {int(k): v for k, v in req.logit_bias.items()} if req.logit_bias else None,
         "min_tokens": req.min_tokens,
         "stop_token_ids": req.stop_token_ids or None,

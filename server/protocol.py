@@ -1,4 +1,5 @@
-"""Request and response models of the OpenAI-compatible API, and thinkctl's extension.
+"""Request models of the OpenAI-compatible chat API, and thinkctl's extension (the
+replies are in server/replies.py).
 
 Field names follow OpenAI's Chat Completions and vLLM's extensions
 (`thinking_token_budget`, `include_reasoning`, `return_token_ids`). thinkctl's own
@@ -50,7 +51,9 @@ class ToolCall(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # A key no message type defines is a 400, as at the top level; OpenAI's keys that an
+    # SDK echoes back in an assistant turn are accepted while null (`_echoed_nulls`).
+    model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
@@ -60,6 +63,17 @@ class ChatMessage(BaseModel):
     # Earlier thinking of an assistant turn, under either name clients use.
     reasoning: str | None = None
     reasoning_content: str | None = None
+    refusal: str | None = None  # an assistant turn's refusal: kept out of the prompt
+    annotations: list[Any] | None = None  # url citations of an assistant turn: not prompt text
+    audio: dict[str, Any] | None = None
+    function_call: dict[str, Any] | None = None  # OpenAI's deprecated form of tool_calls
+
+    @field_validator("audio", "function_call")
+    @classmethod
+    def _echoed_nulls(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:
+            raise ValueError(f"{info.field_name} in a message is not supported by thinkctl")
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -108,7 +122,9 @@ class ResponseFormat(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    include_usage: bool = False
+    include_usage: bool | None = False
+    # vLLM's: usage (so far) on every chunk, when include_usage is on too
+    continuous_usage_stats: bool | None = False
 
 
 class LynxOptions(BaseModel):
@@ -224,14 +240,14 @@ NOT_SERVED: dict[str, Any] = {
     "prompt_logprobs": None, "logprob_token_ids": None, "use_beam_search": False,
     "length_penalty": 1.0, "echo": False, "add_generation_prompt": True,
     "continue_final_message": False, "add_special_tokens": False, "chat_template": None,
-    "documents": None, "allowed_token_ids": None, "bad_words": None,
+    "documents": None, "allowed_token_ids": None, "bad_words": [],
     "truncate_prompt_tokens": None,
-    "truncation_side": None, "priority": 0, "request_id": None, "cache_salt": None,
+    "truncation_side": None, "priority": 0, "cache_salt": None,
     "kv_transfer_params": None, "ec_transfer_params": None, "vllm_xargs": None,
     "mm_processor_kwargs": None, "media_io_kwargs": None, "mm_payload": "tensors",
     "return_mm_kwargs": None, "return_prompt_text": None, "return_token_offsets": False,
     "repetition_detection": None, "routed_experts_prompt_start": 0, "session_id": None,
-    "stream_interval": None, "watermarking": None,
+    "stream_interval": None, "watermarking": None, "return_weight_versions": False,
 }  # fmt: skip
 _NotServed = create_model("_NotServed", **{k: (Any, None) for k in NOT_SERVED})  # type: ignore[call-overload]
 
@@ -253,6 +269,8 @@ class ChatCompletionRequest(_NotServed):
     stop: str | Annotated[list[str], Field(max_length=16)] | None = None
     n: int = Field(default=1, ge=1, le=16)
     stream: bool = False
+    # vLLM's: the reply's id is "chatcmpl-<request_id>" (engine requests keep their own ids)
+    request_id: str | None = Field(default=None, max_length=256)
     stream_options: StreamOptions | None = None
     user: str | None = None
     reasoning_effort: ReasoningEffort | None = None
@@ -276,7 +294,7 @@ class ChatCompletionRequest(_NotServed):
     include_stop_str_in_output: bool = False
     # Logprobs of every completion token, thinking included; top_logprobs alternatives.
     logprobs: bool = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(default=None, ge=0)  # at most --max-logprobs (plan)
     return_tokens_as_token_ids: bool | None = None
     # Tool calls, parsed from the answer (after thinking).
     tools: list[Tool] | None = None
@@ -293,6 +311,12 @@ class ChatCompletionRequest(_NotServed):
         if value is not None and value != NOT_SERVED[info.field_name]:
             raise ValueError(f"{info.field_name} is not supported by thinkctl")
         return value
+
+    @field_validator("n", "stream", "logprobs", "return_token_ids", mode="before")
+    @classmethod
+    def _null_is_the_default(cls, value: Any, info: ValidationInfo) -> Any:
+        """null where vLLM accepts it: the field's default."""
+        return cls.model_fields[info.field_name].default if value is None else value
 
     @field_validator("top_logprobs")
     @classmethod
@@ -342,79 +366,3 @@ class ChatCompletionRequest(_NotServed):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
-
-
-class ControlEventOut(BaseModel):
-    controller: str
-    reason: str
-    at: int = Field(description="Output position where the forced tokens start.")
-    forced_tokens: int
-    # LYNX decisions: which cue (0-based, in this choice), the probe's score, the rule
-    # (a delta, or a score threshold and the answer-level risk it is certified at), and
-    # the exit floor that held back earlier cues (when one was set).
-    cue_index: int | None = None
-    score: float | None = None
-    delta: float | None = None
-    threshold: float | None = None
-    max_accuracy_loss: float | None = None
-    min_thinking: int | None = None
-    # Per-query effort (reason "query_budget"): the effort, the query's predicted natural
-    # and sufficient thinking, and the budget they gave.
-    effort: float | None = None
-    predicted_natural_tokens: float | None = None
-    predicted_sufficient_tokens: float | None = None
-    max_thinking_tokens: int | None = None
-    # A side probe's trial answer (reason "trial", and the exit it caused, "deer" or
-    # "dynasor"): the answer read from it (None: none, or a hedge), its confidence, the
-    # trial answers in a row that agree with it, its tokens, and vLLM's prefix-cache hits;
-    # on the exit, the tokens the choice's request generated during the trial (dropped).
-    answer: str | None = None
-    confidence: float | None = None
-    agreeing: int | None = None
-    probe_tokens: int | None = None
-    cached_tokens: int | None = None
-    discarded_tokens: int | None = None
-
-
-class ControlTrace(BaseModel):
-    """What control did to one choice."""
-
-    controllers: list[str]
-    exit_reason: Literal[
-        "natural",
-        "budget",
-        "answer_reserve",
-        "ts",
-        "lynx",
-        "deer",
-        "dynasor",
-        "mode",
-        "max_tokens",
-        "stop",
-        "no_thinking",
-    ]
-    thinking_tokens: int
-    forced_tokens: int
-    # Tokens generated by side probes (DEER, Dynasor): a cost beside thinking_tokens.
-    probe_tokens: int = 0
-    events: list[ControlEventOut] = []
-
-
-class CompletionTokensDetails(BaseModel):
-    reasoning_tokens: int
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    completion_tokens_details: CompletionTokensDetails
-
-
-def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning_tokens),
-    ).model_dump()

@@ -27,6 +27,8 @@ async def list_models(request: Request) -> dict:
             "effort": plan.effort_card(cfg),
             "lynx": cfg.probe.describe() if cfg.probe else None,
             "preset": cfg.preset.describe() if cfg.preset else None,
+            # Filled in where a request leaves them unset (then vLLM's neutral values).
+            "sampling_defaults": plan.sampling_defaults(info, cfg),
         },
     }
     return {"object": "list", "data": [card]}

@@ -252,7 +252,7 @@ def test_a_presets_max_tokens_is_a_default_that_fits_the_context():
     def max_tokens(default, cap=None, **body) -> int:
         config = ServerConfig(model_name="m", default_max_tokens=default,
                               limits=Limits(max_completion_tokens=cap))  # fmt: skip
-        info = SimpleNamespace(max_model_len=1000)
+        info = SimpleNamespace(max_model_len=1000, sampling_defaults={}, max_logprobs=20)
         req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}], **body)
         return _sampling(req, info, config, prompt_len=200)["max_tokens"]
 

@@ -5,10 +5,11 @@ tests/server/test_real_models.py."""
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, problem_prompt
+from tests.conftest import API_KEY, MODEL, problem_prompt
 from thinkctl.engine.client import Engine
 from thinkctl.server.config import ServerConfig
 from thinkctl.server.plan import _sampling
@@ -54,6 +55,60 @@ def test_vllms_defaults_of_fields_not_served_are_accepted(client):
     assert r.choices[0].message.content
 
 
+def _vllm_defaults() -> dict:
+    """Every optional field of vLLM's own ChatCompletionRequest at its default value."""
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest as Vllm
+
+    fields = Vllm.model_fields.items()
+    return {f.alias or k: f.get_default(call_default_factory=True) for k, f in fields
+            if not f.is_required() and k not in ("model", "messages")}  # fmt: skip
+
+
+def test_every_field_of_vllms_request_at_its_default_is_a_200(server):
+    body = {**_vllm_defaults(), "model": MODEL, "messages": MESSAGES, "max_tokens": 40}
+    r = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, timeout=120,
+                   headers={"Authorization": f"Bearer {API_KEY}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == f"chatcmpl-{body['request_id']}"  # vLLM's request_id, honoured
+
+
+@pytest.mark.parametrize("extra", [{"n": None, "logprobs": None, "stream": None},
+                                   {"stream": True, "stream_options": {
+                                       "include_usage": False, "continuous_usage_stats": False}},
+                                   {"bad_words": []}])  # fmt: skip
+def test_nulls_and_empty_values_vllm_accepts_are_accepted(client, extra):
+    stream = extra.pop("stream", None)
+    r = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=20,
+                                       stream=stream, extra_body=extra)  # fmt: skip
+    if stream:
+        assert any(chunk.choices for chunk in r)
+    else:
+        assert r.choices[0].finish_reason in ("stop", "length")
+
+
+def test_continuous_usage_stats_count_the_tokens_so_far(client):
+    r = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=30, stream=True,
+        extra_body={"stream_options": {"include_usage": True, "continuous_usage_stats": True}},
+    )  # fmt: skip
+    counts = [chunk.usage.completion_tokens for chunk in r]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+
+
+def test_an_unknown_key_in_a_message_is_a_400_naming_it(client):
+    messages = [{"role": "user", "content": "compute 1 ; A + 1", "contnet": "typo"}]
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=MODEL, messages=messages, max_tokens=5)
+    assert err.value.body["param"] == "messages[0].contnet"
+
+
+def test_an_assistant_turn_echoed_back_by_the_sdk_is_accepted(client):
+    r = _ask(client)
+    turn = r.choices[0].message.model_dump()  # refusal, audio, function_call, annotations: null
+    follow = [*MESSAGES, turn, {"role": "user", "content": "compute 2 ; A + 2"}]
+    assert client.chat.completions.create(model=MODEL, messages=follow, max_tokens=20).choices
+
+
 def test_top_k_1_is_greedy_whatever_the_seed(client):
     outs = {_ask(client, temperature=1.0, seed=s, extra_body={"top_k": 1}).choices[0].message
             .content for s in range(3)}  # fmt: skip
@@ -86,7 +141,8 @@ def test_sampling_fields_reach_vllms_sampling_params():
         logit_bias={"7": -100}, min_tokens=3, stop_token_ids=[9], ignore_eos=True,
         skip_special_tokens=False,
     )  # fmt: skip
-    sampling = _sampling(req, SimpleNamespace(max_model_len=512), ServerConfig("m"), 10)
+    info = SimpleNamespace(max_model_len=512, sampling_defaults={}, max_logprobs=20)
+    sampling = _sampling(req, info, ServerConfig("m"), 10)
     params = Engine.params(sampling, None)  # the engine's own SamplingParams
     assert (params.top_k, params.min_p, params.repetition_penalty) == (5, 0.1, 1.3)
     assert params.logit_bias == {7: -100} and params.min_tokens == 3

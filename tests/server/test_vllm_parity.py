@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.conftest import MODEL, plain_vllm, problem_prompt
+from tests.conftest import MODEL, openai_server, plain_vllm, problem_prompt
 from thinkctl.models import embedded
 
 pytestmark = pytest.mark.engine
@@ -60,6 +60,7 @@ def _reply(client: openai.OpenAI, fields: dict, extra: dict) -> dict:
         "content": c.message.content,
         "reasoning": c.message.model_extra.get("reasoning"),
         "finish": c.finish_reason,
+        "stop_reason": c.model_extra.get("stop_reason"),
         "logprobs": [e.model_dump() for e in c.logprobs.content] if c.logprobs else None,
     }
 
@@ -69,6 +70,7 @@ def test_same_tokens_and_logprobs_as_plain_vllm(client, vllm_client, name):
     ours = _reply(client, FIELDS[name], NO_CONTROL)
     theirs = _reply(vllm_client, FIELDS[name], {})
     assert ours["ids"] == theirs["ids"] and ours["finish"] == theirs["finish"]
+    assert ours["stop_reason"] == theirs["stop_reason"]
     # The same text, but for the whitespace around </think>: thinkctl decodes each side of
     # it on its own, vLLM's parser splits the decoded text (and says null for no content).
     for part in ("content", "reasoning"):
@@ -83,3 +85,84 @@ def test_same_tokens_and_logprobs_as_plain_vllm(client, vllm_client, name):
             ]
     else:
         assert ours["logprobs"] is None
+
+
+def _streamed_stop_reason(client: openai.OpenAI, fields: dict, extra: dict) -> object:
+    body = {"max_tokens": 300, "temperature": 0, **fields, **extra}
+    stream = client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True,
+                                            extra_body=body)  # fmt: skip
+    last = [c for c in stream if c.choices and c.choices[0].finish_reason is not None][-1]
+    return last.choices[0].model_extra.get("stop_reason")
+
+
+@pytest.mark.parametrize("name", ["plain", "stop_token_ids", "answer_stop_string"])
+def test_stop_reason_streamed_as_plain_vllm_streams_it(client, vllm_client, name):
+    ours = _streamed_stop_reason(client, FIELDS[name], NO_CONTROL)
+    theirs = _streamed_stop_reason(vllm_client, FIELDS[name], {})
+    assert ours == theirs == _reply(vllm_client, FIELDS[name], {})["stop_reason"]
+    if name != "plain":
+        assert theirs is not None  # the premise: the stop token or string ended it
+
+
+# The model's own sampling defaults, as vLLM applies them: greedy and 120 tokens from the
+# generation config, so the request that sets neither gets the same tokens from both.
+# thinkctl serves the folder by path, so no catalogue preset goes over the config.
+GENERATION = ["--override-generation-config", '{"temperature": 0.0, "max_new_tokens": 120}']
+HARD = [{"role": "user", "content": problem_prompt(difficulty=5)}]
+
+
+@pytest.fixture(scope="module")
+def generation_pair(tmp_path_factory) -> Iterator[tuple[openai.OpenAI, openai.OpenAI]]:
+    log = tmp_path_factory.mktemp("generation_config")
+    folder = str(embedded.ensure(MODEL))
+    ours = [*FLAGS[:-2], *GENERATION, "--served-model-name", MODEL]
+    with (
+        openai_server(folder, log / "thinkctl.log", ours) as thinkctl,
+        plain_vllm(folder, MODEL, log / "vllm.log", [*FLAGS, *GENERATION]) as vllm,
+    ):
+        yield thinkctl, vllm
+
+
+def _ids(client: openai.OpenAI, **body) -> tuple[list[int], str]:
+    r = client.chat.completions.create(model=MODEL, messages=HARD,
+                                       extra_body={"return_token_ids": True, **NO_CONTROL},
+                                       **body)  # fmt: skip
+    return r.choices[0].model_extra["token_ids"], r.choices[0].finish_reason
+
+
+def test_the_generation_config_sets_the_defaults_as_in_plain_vllm(generation_pair):
+    thinkctl, vllm = generation_pair
+    r = vllm.chat.completions.create(model=MODEL, messages=HARD,
+                                     extra_body={"return_token_ids": True})  # fmt: skip
+    theirs = (r.choices[0].model_extra["token_ids"], r.choices[0].finish_reason)
+    assert _ids(thinkctl) == theirs and len(theirs[0]) == 120 and theirs[1] == "length"
+    # The premise: at vLLM's neutral temperature (1.0) the same request samples otherwise.
+    assert any(_ids(thinkctl, temperature=1.0, seed=s)[0] != theirs[0] for s in range(3))
+    card = thinkctl.models.list().data[0].model_extra["thinkctl"]
+    assert card["sampling_defaults"] == {"temperature": 0.0, "max_tokens": 120}
+
+
+def _response(client: openai.OpenAI, extra: dict, stream: bool = False):
+    kwargs = {"model": MODEL, "input": QUESTION[0]["content"], "max_output_tokens": 300,
+              "temperature": 0, "extra_body": extra}  # fmt: skip
+    if not stream:
+        return client.responses.create(**kwargs)
+    types = []
+    for event in client.responses.create(**kwargs, stream=True):
+        if not types or types[-1] != event.type:  # deltas in a row: one entry
+            types.append(event.type)
+    return types
+
+
+def test_the_responses_api_answers_as_plain_vllm(client, vllm_client):
+    ours, theirs = _response(client, NO_CONTROL), _response(vllm_client, {})
+    assert [i.type for i in ours.output] == [i.type for i in theirs.output]
+    assert ours.output_text.strip() == theirs.output_text.strip()
+    assert ours.output[0].content[0].text.strip() == theirs.output[0].content[0].text.strip()
+    assert ours.usage.output_tokens == theirs.usage.output_tokens
+    assert ours.usage.input_tokens == theirs.usage.input_tokens
+    assert ours.status == theirs.status
+
+
+def test_the_responses_stream_sends_vllms_events(client, vllm_client):
+    assert _response(client, NO_CONTROL, True) == _response(vllm_client, {}, True)
