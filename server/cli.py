@@ -29,7 +29,7 @@ from thinkctl.models import resolve
 from thinkctl.models.preset import Preset
 from thinkctl.probes import model_folder
 from thinkctl.probes.model_folder import Conventions
-from thinkctl.server.config import ServerConfig
+from thinkctl.server.config import ANSWER_RESERVE, ServerConfig
 from thinkctl.server.effort import EffortMap
 from thinkctl.server.limits import Limits
 from thinkctl.server.probe_config import ProbeConfig
@@ -73,6 +73,13 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
     lim.add_argument("--request-timeout", type=float,
                      help="Seconds a request may run (queueing excluded); then it is aborted "
                      "and answered 504 (an error event in a stream). Default: none.")  # fmt: skip
+    g.add_argument(
+        "--answer-reserve", type=int, default=ANSWER_RESERVE, metavar="N",
+        help="Tokens kept for the answer when max_tokens (from the request, the preset, the "
+        "generation config or --max-completion-tokens) would run out inside thinking: a "
+        f"quarter of max_tokens, at most N (default {ANSWER_RESERVE}); a request's "
+        "thinkctl.answer_reserve overrides it, 0 turns it off.",
+    )  # fmt: skip
     g.add_argument(
         "--reasoning-field",
         choices=["reasoning", "reasoning_content"],
@@ -314,6 +321,7 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         api_keys=_api_keys(args),
         reasoning_field=args.reasoning_field,
+        answer_reserve=args.answer_reserve,
         log_level=args.uvicorn_log_level,
         effort=_effort(model, args.calibration, args, probe),
         probe=probe,

@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from thinkctl.control.phase import Phase, initial_phase
 from thinkctl.control.spec import BudgetSpec, ControlSpec, LynxSpec, QuerySpec
@@ -54,10 +54,6 @@ from thinkctl.server.protocol import (
     ThinkctlOptions,
 )
 from thinkctl.server.side_probe import SideProbeSpec
-
-# The answer's reserve when max_tokens would run out inside thinking, unless the request
-# names one (`thinkctl.answer_reserve`): a quarter of max_tokens, at most this many.
-ANSWER_RESERVE = 64
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,7 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
     grammar = _grammar(req, info, config)
     if grammar is not None:
         sampling["structured_outputs"] = grammar
-    reserve = _reserve(req, sampling["max_tokens"])
+    reserve = _reserve(req, info, config, sampling["max_tokens"])
     return Plan(
         prompt_ids=prompt_ids,
         sampling=sampling,
@@ -582,12 +578,27 @@ def _grammar(
     return {"json": fmt.json_schema.schema_}
 
 
-def _reserve(req: ChatCompletionRequest, max_tokens: int) -> int | None:
-    """Tokens kept for the answer; None when the request names no length (or opts out)."""
+class _Reserve(NamedTuple):
+    tokens: int  # kept for the answer
+    of: int  # the request's max_tokens, whoever set it
+
+
+def _reserve(
+    req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig, max_tokens: int
+) -> _Reserve | None:
+    """Tokens kept for the answer when max_tokens would run out inside thinking, whoever
+    set max_tokens (the request, the preset, the generation config, --max-completion-tokens):
+    the request's `thinkctl.answer_reserve`, else a quarter of max_tokens, at most
+    --answer-reserve. None where nothing set a length (only the context ends it) or the
+    request opts out with 0."""
     asked = req.thinkctl.answer_reserve if req.thinkctl else None
-    if asked == 0 or not (req.max_tokens or req.max_completion_tokens):
+    named = (req.max_tokens or req.max_completion_tokens or config.default_max_tokens
+             or info.sampling_defaults.get("max_tokens")
+             or config.limits.max_completion_tokens)  # fmt: skip
+    if asked == 0 or not named:
         return None
-    return asked if asked is not None else min(ANSWER_RESERVE, max_tokens // 4)
+    tokens = asked if asked is not None else min(config.answer_reserve, max_tokens // 4)
+    return _Reserve(tokens, max_tokens)
 
 
 # --- 6. the control spec -----------------------------------------------------------------
@@ -599,7 +610,7 @@ def _control_spec(
     prompt_ids: list[int],
     effort: EffortDecision,
     grammar: bool = False,
-    reserve: int | None = None,
+    reserve: _Reserve | None = None,
 ) -> ControlSpec | None:
     max_think, lynx, query = effort.max_thinking, effort.lynx, effort.query
     opts = req.thinkctl or ThinkctlOptions()
@@ -742,7 +753,7 @@ def _room_to_think(
     req: ChatCompletionRequest,
     info: ModelInfo,
     prompt_ids: list[int],
-    reserve: int | None,
+    reserve: _Reserve | None,
     close: list[int],
     mode: list[int] | None,
 ) -> int | None:
@@ -751,8 +762,6 @@ def _room_to_think(
     when the reply must open thinking itself."""
     if reserve is None:
         return None
-    max_tokens = req.max_completion_tokens or req.max_tokens
-    assert max_tokens is not None
     delims = info.delims
     opens = delims is not None and initial_phase(prompt_ids, delims) is Phase.BEFORE
-    return max(0, max_tokens - reserve - len(close) - len(mode or ()) - int(opens))
+    return max(0, reserve.of - reserve.tokens - len(close) - len(mode or ()) - int(opens))

@@ -1,6 +1,7 @@
 """The answer's rules without an engine: stop strings over streamed text, logprobs in
 OpenAI's shape, tool calls from the answer, and the plan's answer reserve and grammars."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,11 @@ from transformers import AutoTokenizer
 
 from thinkctl.errors import InvalidRequest
 from thinkctl.probes.model_folder import Conventions, ThinkTokens
-from thinkctl.server.config import ServerConfig
+from thinkctl.server.config import ANSWER_RESERVE, ServerConfig
+from thinkctl.server.limits import Limits
 from thinkctl.server.logprobs import chat_logprobs
 from thinkctl.server.model_info import ModelInfo
-from thinkctl.server.plan import ANSWER_RESERVE, Reply, plan
+from thinkctl.server.plan import Reply, plan
 from thinkctl.server.protocol import ChatCompletionRequest
 from thinkctl.server.stop_strings import StopStrings
 from thinkctl.server.tool_calls import finish_reason, tool_calls
@@ -98,13 +100,14 @@ def _plan(served, **body):
     return plan(req, info, config)
 
 
-def test_the_reserve_applies_only_where_max_tokens_is_named(served):
+def test_the_reserve_applies_only_where_a_length_is_set(served):
     assert _plan(served).spec is None
     spec = _plan(served, max_tokens=400).spec
     close = len(spec.budget.close)
     assert spec.budget.reason == "answer_reserve"
-    # Less the reserve and the close sequence (the testbed's prompt opens thinking).
-    assert spec.budget.max == 400 - ANSWER_RESERVE - close
+    # Less the reserve (a quarter, at most --answer-reserve) and the close sequence (the
+    # testbed's prompt opens thinking).
+    assert spec.budget.max == 400 - min(ANSWER_RESERVE, 100) - close
     assert _plan(served, max_tokens=40).spec.budget.max == 40 - 10 - close  # a quarter
     # A forced prefix that opens thinking takes its room too.
     spec = _plan(served, max_tokens=40, thinkctl={"mode_prefix": "</think> <think>"}).spec
@@ -136,3 +139,22 @@ def test_a_grammar_needs_to_know_where_thinking_ends(served):
         _plan((replace(config, grammar_after_thinking=False), info),
               response_format={"type": "json_object"})  # fmt: skip
     assert err.value.param == "response_format"
+
+
+@pytest.mark.parametrize("source", ["preset", "generation_config", "server_cap", "flag"])
+def test_every_source_of_max_tokens_gets_the_reserve(served, source):
+    config, info = served
+    if source == "preset":
+        config = dataclasses.replace(config, default_max_tokens=400)
+    elif source == "generation_config":
+        info = dataclasses.replace(info, sampling_defaults={"max_tokens": 400})
+    elif source == "server_cap":
+        config = dataclasses.replace(config, limits=Limits(max_completion_tokens=400))
+    else:
+        config = dataclasses.replace(config, answer_reserve=30)
+    body = {"max_tokens": 400} if source == "flag" else {}
+    req = ChatCompletionRequest(model="t", messages=[{"role": "user", "content": "1"}], **body)
+    budget = plan(req, info, config).spec.budget
+    reserve = 30 if source == "flag" else 100  # a quarter of 400, at most --answer-reserve
+    assert budget.reason == "answer_reserve"
+    assert budget.max == 400 - reserve - len(budget.close)

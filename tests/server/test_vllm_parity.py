@@ -104,10 +104,10 @@ def test_stop_reason_streamed_as_plain_vllm_streams_it(client, vllm_client, name
         assert theirs is not None  # the premise: the stop token or string ended it
 
 
-# The model's own sampling defaults, as vLLM applies them: greedy and 120 tokens from the
+# The model's own sampling defaults, as vLLM applies them: greedy and 60 tokens from the
 # generation config, so the request that sets neither gets the same tokens from both.
 # thinkctl serves the folder by path, so no catalogue preset goes over the config.
-GENERATION = ["--override-generation-config", '{"temperature": 0.0, "max_new_tokens": 120}']
+GENERATION = ["--override-generation-config", '{"temperature": 0.0, "max_new_tokens": 60}']
 HARD = [{"role": "user", "content": problem_prompt(difficulty=5)}]
 
 
@@ -135,11 +135,11 @@ def test_the_generation_config_sets_the_defaults_as_in_plain_vllm(generation_pai
     r = vllm.chat.completions.create(model=MODEL, messages=HARD,
                                      extra_body={"return_token_ids": True})  # fmt: skip
     theirs = (r.choices[0].model_extra["token_ids"], r.choices[0].finish_reason)
-    assert _ids(thinkctl) == theirs and len(theirs[0]) == 120 and theirs[1] == "length"
+    assert _ids(thinkctl) == theirs and len(theirs[0]) == 60 and theirs[1] == "length"
     # The premise: at vLLM's neutral temperature (1.0) the same request samples otherwise.
     assert any(_ids(thinkctl, temperature=1.0, seed=s)[0] != theirs[0] for s in range(3))
     card = thinkctl.models.list().data[0].model_extra["thinkctl"]
-    assert card["sampling_defaults"] == {"temperature": 0.0, "max_tokens": 120}
+    assert card["sampling_defaults"] == {"temperature": 0.0, "max_tokens": 60}
 
 
 def _response(client: openai.OpenAI, extra: dict, stream: bool = False):
