@@ -2,21 +2,25 @@
 #   docker build -t thinkctl .
 #   docker run --gpus all -p 8000:8000 -e THINKCTL_API_KEY=... thinkctl \
 #       --model /models/my-model --probe /models/my-model/probe
-FROM vllm/vllm-openai:v0.32.0
+FROM vllm/vllm-openai:v0.33.0
 
 WORKDIR /opt/thinkctl
 COPY pyproject.toml README.md ./
 COPY thinkctl ./thinkctl
-COPY server ./server
+COPY control ./control
 COPY engine ./engine
+COPY server ./server
 COPY probes ./probes
+COPY models ./models
 COPY calibration ./calibration
 COPY bench ./bench
 COPY testbed ./testbed
-# vLLM is already in the image: install thinkctl without touching it.
-RUN pip install --no-cache-dir --no-deps . \
-    && pip install --no-cache-dir "fastapi>=0.115" "uvicorn>=0.30" "scikit-learn>=1.5" \
-       "safetensors>=0.4" "math-verify>=0.7" "prometheus_client>=0.20" "gguf>=0.10" \
+COPY recipes ./recipes
+# vLLM is already in the image: thinkctl and its serve-only core dependencies, without
+# touching it (no engine extra), and calibrate's tools for `thinkctl calibrate` on the GPU.
+# DL3013: versions are pyproject's (the image pins the engine).
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[calibrate]" \
     && useradd --create-home --uid 10001 thinkctl
 
 USER 10001

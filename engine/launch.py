@@ -12,14 +12,11 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from thinkctl.engine import runner as model_runner
 from thinkctl.engine.probe_runtime import LENGTH_ENV, PROBE_ENV
 from thinkctl.engine.trace_channel import ADDR_ENV, EventCollector
 from thinkctl.probes import capture
 
-LOGITS_PROCESSORS = (
-    "thinkctl.engine.logits_processor:ThinkctlLogitsProcessor",
-    "thinkctl.engine.logits_processor:ThinkctlTopHProcessor",
-)
 # A dotted qualname: vLLM resolves worker extensions differently from logits processors.
 # Named, not imported: importing engine.worker patches vLLM's worker classes.
 WORKER_EXTENSION = "thinkctl.engine.worker.ThinkctlWorkerExtension"
@@ -30,19 +27,22 @@ def start_engine(
     probe_dir: str | None = None,
     layers: Sequence[int] = (),
     length_dir: str | None = None,
+    runner: model_runner.Runner | None = None,
 ) -> tuple[AsyncLLM, EventCollector]:
     """Create the engine and the collector of its control events.
 
     Environment set here is inherited by the engine's spawned processes:
-    - VLLM_USE_V2_MODEL_RUNNER=0: GPU builds otherwise pick model runner v2, whose
-      logits-processor API differs from the v1 one that CPU builds (and CI) run; pinning
-      v1 everywhere means what CI tests is what GPUs run.
+    - the model runner's (engine/runner.py: V1 unless V2 is asked for), with that
+      runner's logits processors;
     - the control-event channel's address (trace_channel.py);
     - the LYNX probe's and the length predictor's folders, which the logits processor
       loads (probe_runtime.py), and the `layers` they read, which the worker hooks as soon
       as the model has loaded, before vLLM compiles it (probes/capture.py).
     """
-    os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
+    chosen = model_runner.choose(runner)
+    model_runner.refuse_unsupported(chosen, engine_args.speculative_config is not None,
+                                    bool(layers))  # fmt: skip
+    os.environ.update(model_runner.environment(chosen))
     for key in (PROBE_ENV, LENGTH_ENV, capture.LAYERS_ENV):
         os.environ.pop(key, None)
     if layers:
@@ -53,7 +53,7 @@ def start_engine(
     collector = EventCollector()
     os.environ[ADDR_ENV] = collector.addr
     processors = list(engine_args.logits_processors or [])
-    processors += [p for p in LOGITS_PROCESSORS if p not in processors]
+    processors += [p for p in model_runner.logits_processors(chosen) if p not in processors]
     engine_args = dataclasses.replace(
         engine_args,
         logits_processors=processors,

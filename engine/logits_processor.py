@@ -12,9 +12,9 @@ its requests:
 - `ThinkctlTopHProcessor` (argmax-invariant: runs after temperature, skipped for greedy
   batches) truncates rows with top-H in the phases the request asked for.
 
-thinkctl pins `VLLM_USE_V2_MODEL_RUNNER=0` for every engine it starts, so this v1 API is
-the one used on CPU and GPU alike; a model-runner-v2 adapter would be a sibling file
-around the same `BatchControl`.
+These run on vLLM's V1 model runner, which thinkctl pins by default for every engine it
+starts (engine/runner.py), on CPU and GPU alike; the Model Runner V2 adapter around the
+same `BatchControl` is engine/logits_processor_v2.py.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from thinkctl.engine import runner
 from thinkctl.engine.launch import WORKER_EXTENSION
+from thinkctl.errors import CommandError
 from thinkctl.probes import capture
 
 
@@ -52,7 +54,12 @@ class OfflineEngine:
 
         from thinkctl.engine import recorder
 
-        env = capture.environment(record_layers) if record_layers else {}
+        chosen = runner.choose()  # the server's choice, so calibration runs where serving does
+        if record_layers and chosen != "v1":
+            raise CommandError("recording hidden states (calibrate) needs the V1 model runner "
+                               f"(it is {chosen!r}: unset {runner.RUNNER_ENV})")  # fmt: skip
+        env = {**runner.environment(chosen),
+               **(capture.environment(record_layers) if record_layers else {})}  # fmt: skip
         if record_layers:
             engine_kwargs.update(
                 logits_processors=[recorder.PROCESSOR], worker_extension_cls=WORKER_EXTENSION

@@ -24,6 +24,7 @@ from pathlib import Path
 import uvloop
 
 from thinkctl.engine import args as engine_cli
+from thinkctl.engine import runner as model_runner
 from thinkctl.errors import CommandError, FolderError
 from thinkctl.models import resolve
 from thinkctl.models.preset import Preset
@@ -73,6 +74,12 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
     lim.add_argument("--request-timeout", type=float,
                      help="Seconds a request may run (queueing excluded); then it is aborted "
                      "and answered 504 (an error event in a stream). Default: none.")  # fmt: skip
+    g.add_argument(
+        "--model-runner", choices=model_runner.RUNNERS, default=None,
+        help="vLLM's model runner: v1 (default; pinned, verified end to end on CPU) or v2 "
+        "(Model Runner V2, vLLM's GPU default; thinkctl's V2 adapter, without LYNX or "
+        "per-query length). Carried to calibrate and bench through THINKCTL_MODEL_RUNNER.",
+    )  # fmt: skip
     g.add_argument(
         "--answer-reserve", type=int, default=ANSWER_RESERVE, metavar="N",
         help="Tokens kept for the answer when max_tokens (from the request, the preset, the "
@@ -211,6 +218,8 @@ async def _serve(config: ServerConfig, engine_args) -> None:
     length_dir = effort.length_dir
     try:
         engine = Engine.start(engine_args, probe and probe.path, layers, length_dir)
+    except CommandError:
+        raise
     except Exception as exc:
         raise _cannot_start(engine_args.model, exc) from exc
     try:
@@ -308,6 +317,8 @@ def _effort(
 
 
 def serve(args: argparse.Namespace) -> None:
+    if args.model_runner:
+        os.environ[model_runner.RUNNER_ENV] = model_runner.choose(args.model_runner)
     target = resolve.resolve(args.model_tag or args.model, args.preset)
     model, name = target.load, target.name
     preset = Preset(target.entry, not args.no_preset_instruction) if target.entry else None

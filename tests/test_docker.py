@@ -31,3 +31,13 @@ def test_runs_as_non_root_with_a_healthcheck(name):
     assert users and users[-1] not in ("root", "0")
     assert "HEALTHCHECK" in text and "/health" in text
     assert 'ENTRYPOINT ["thinkctl", "serve"' in text
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_package_folder_is_copied(name):
+    import tomllib
+
+    dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    text = (ROOT / name).read_text()
+    missing = [d for d in set(dirs.values()) if f"COPY {d} ./{d}" not in text]
+    assert not missing, f"{name} leaves out {missing}: the image would not import them"
