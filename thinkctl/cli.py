@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "thinkctl.calibration.cli",
         "Train and calibrate a LYNX probe for a model.",
     ),
+    "doctor": (
+        "thinkctl.bench.doctor",
+        "Check on this machine that capture and control work, and what control costs.",
+    ),
     "models": (
         "thinkctl.models.cli",
         "The catalogue of concise / length-controllable models and their presets.",
