@@ -63,3 +63,38 @@ class AutoToolParser:
         calls = [{"name": c.function.name, "arguments": c.function.arguments}
                  for c in info.tool_calls]  # fmt: skip
         return info.content, calls
+
+    def stream(self, tools: list[dict], parallel: bool | None) -> ToolCallStream:
+        """A parser for one choice's answer as it streams."""
+        req = _request(tools, "auto", parallel)
+        return ToolCallStream(self._cls(self._tokenizer, req.tools), req)
+
+
+class ToolCallStream:
+    """vLLM's streaming tool-call parser over one choice's answer, delta by delta, as
+    `vllm serve` streams tool_choice "auto": content where it is text, calls as OpenAI's
+    streamed pieces ({"index", then "id", "type", "function": {"name", "arguments"}}),
+    and at the end the arguments the parser has read but not yet streamed."""
+
+    def __init__(self, parser: Any, request: ChatCompletionRequest) -> None:
+        self._parser, self._req = parser, request
+        self._text, self._ids = "", []
+        self.called = False
+
+    def feed(self, text: str, ids: list[int], final: bool) -> tuple[str, list[dict]]:
+        """(content, tool-call pieces) of the answer's next `text` (its token `ids`)."""
+        prev_text, prev_ids = self._text, self._ids
+        self._text, self._ids = prev_text + text, [*prev_ids, *ids]
+        msg = None
+        if text or ids:
+            msg = self._parser.extract_tool_calls_streaming(
+                prev_text, self._text, text, prev_ids, self._ids, ids, self._req
+            )
+        calls = [c.model_dump(exclude_none=True) for c in (msg.tool_calls if msg else None) or ()]
+        if final and calls and "function" in calls[-1]:  # vLLM's finalize_generation
+            fn = calls[-1]["function"]
+            fn["arguments"] = fn.get("arguments", "") + self._parser.get_remaining_unstreamed_args()
+        if self._req.parallel_tool_calls is False:  # vLLM's maybe_filter_parallel_tool_calls
+            calls = [c for c in calls if c.get("index", 0) == 0]
+        self.called = self.called or bool(calls)
+        return (msg.content or "") if msg else "", calls

@@ -6,8 +6,9 @@ split is made on token ids with the same `PhaseTracker` the controllers use, so
 `reasoning_tokens` and the controllers' notion of "thinking" always agree.
 
 The plan's reply rules then apply to the answer only: stop strings (server/stop_strings.py;
-a match aborts that choice's engine request) and tool calls (server/tool_calls.py; the
-answer is held back until the choice ends, then parsed whole).
+a match aborts that choice's engine request) and tool calls: streamed through vLLM's
+streaming tool parser for tool_choice "auto" in a chat stream (engine/tools.py), else
+held back until the choice ends and parsed whole (server/tool_calls.py).
 
 Side probes (DEER, Dynasor; server/side_probe.py): when a choice's prober says a trial is
 due, a short greedy engine request (`<id>-<index>-trial<k>`) answers from the output so
@@ -24,7 +25,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thinkctl.control.phase import Part, Phase, PhaseTracker, initial_phase
 from thinkctl.control.spec import ID_KEY, SPEC_KEY, ControlSpec
@@ -40,6 +41,9 @@ from thinkctl.server.side_probe import SideProber, Trial
 from thinkctl.server.stop_strings import StopStrings
 from thinkctl.server.tool_calls import finish_reason, tool_calls
 
+if TYPE_CHECKING:
+    from thinkctl.engine.tools import ToolCallStream
+
 
 @dataclass
 class ChoiceDelta:
@@ -47,6 +51,7 @@ class ChoiceDelta:
     reasoning: str = ""
     content: str = ""
     token_ids: list[int] = field(default_factory=list)
+    content_ids: list[int] = field(default_factory=list)  # those of `content`
     finish_reason: str | None = None  # set on the choice's last delta
     stop_reason: StopReason = None  # on the last delta: the stop string or token id
     logprobs: list[dict] | None = None  # OpenAI's entries for token_ids, when asked for
@@ -79,6 +84,7 @@ class _Choice:
     side: _Side | None = None
     stops: StopStrings | None = None
     answer: list[str] = field(default_factory=list)  # held back for the tool parser
+    tool_stream: ToolCallStream | None = None  # or, streaming "auto", parsed as it comes
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     stop_reason: StopReason = None
@@ -96,7 +102,10 @@ class Generation:
     """Builds every choice's engine parameters at once, so bad values (an EngineError)
     surface before any response is sent."""
 
-    def __init__(self, engine: Engine, info: ModelInfo, plan: Plan, request_id: str) -> None:
+    def __init__(
+        self, engine: Engine, info: ModelInfo, plan: Plan, request_id: str,
+        stream_tools: bool = False,
+    ) -> None:  # fmt: skip
         self.engine, self.info = engine, info
         self.prompt_ids, self.spec, self.reply = plan.prompt_ids, plan.spec, plan.reply
         self.side, self.sampling = plan.side, plan.sampling
@@ -113,6 +122,9 @@ class Generation:
                 c.side = _Side(SideProber(self.side))
             if self.reply.stop:
                 c.stops = StopStrings(self.reply.stop, self.reply.include_stop)
+            if stream_tools and self.reply.tools == "auto" and info.tool_parser is not None:
+                c.tool_stream = info.tool_parser.stream(self.reply.tool_defs,
+                                                        self.reply.parallel_tool_calls)  # fmt: skip
         self.created = time.monotonic()  # the request's arrival, for the waiting-time metrics
 
     def _params(
@@ -141,7 +153,7 @@ class Generation:
     def _split(self, choice: _Choice, ids: list[int], text: str) -> ChoiceDelta:
         delta = ChoiceDelta(choice.index, token_ids=ids)
         if choice.tracker is None:
-            delta.content = text
+            delta.content, delta.content_ids = text, ids
             return delta
         parts = [choice.tracker.feed(t) for t in ids]
         if Part.DELIMITER not in parts and len(set(parts)) <= 1:
@@ -149,8 +161,9 @@ class Generation:
             if parts and parts[0] is Part.REASONING:
                 delta.reasoning = text
             else:
-                delta.content = text
+                delta.content, delta.content_ids = text, ids
             return delta
+        delta.content_ids = [t for t, p in zip(ids, parts, strict=True) if p is Part.CONTENT]
         # A delta that crosses a delimiter: decode each run of tokens on its own.
         run: list[int] = []
         for i, (tok, part) in enumerate(zip(ids, parts, strict=True)):
@@ -310,7 +323,13 @@ class Generation:
             if choice.stops.matched is not None and finish is None:
                 finish = "stop"
                 await self.engine.abort([choice.engine_id])
-        if self.reply.tools != "none":
+        if choice.tool_stream is not None:
+            stream = choice.tool_stream
+            delta.content, calls = stream.feed(delta.content, delta.content_ids, finish is not None)
+            delta.tool_calls = calls or None
+            if finish == "stop" and stream.called:  # vLLM's rule for a streamed "auto"
+                finish = "tool_calls"
+        elif self.reply.tools != "none":
             choice.answer.append(delta.content)
             delta.content = ""
             if finish is not None:

@@ -114,8 +114,19 @@ class ChoiceLogprobs(Body):
     content: list[TokenLogprob]
 
 
-class StreamedToolCall(ToolCall):
+class FunctionCallPiece(Body):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class StreamedToolCall(Body):
+    """A tool call's piece in a stream: the first of a call carries its id, type and name;
+    the next ones more of its arguments."""
+
     index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallPiece | None = None
 
 
 FinishReason = Literal["stop", "length", "tool_calls"]

@@ -36,7 +36,7 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 )  # fmt: skip
 async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
     ctx = get_ctx(request)
-    gen = prepare(req, ctx, "chatcmpl")
+    gen = prepare(req, ctx, "chatcmpl", stream_tools=req.stream)
     head = {
         "id": f"chatcmpl-{req.request_id}" if req.request_id else gen.request_id,
         "created": int(time.time()),
@@ -144,7 +144,9 @@ def from_delta(
     if d.content:
         delta["content"] = d.content
     if d.tool_calls:
-        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(d.tool_calls)]
+        # Streamed pieces carry their index; calls parsed whole are numbered here.
+        delta["tool_calls"] = [call if "index" in call else {"index": i, **call}
+                               for i, call in enumerate(d.tool_calls)]  # fmt: skip
     extra: dict[str, Any] = {"token_ids": d.token_ids} if req.return_token_ids else {}
     if d.finish_reason is not None:
         extra |= {"stop_reason": d.stop_reason, "thinkctl": gen.choices[d.index].trace}

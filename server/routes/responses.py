@@ -83,12 +83,10 @@ class _Item:
     def opened(self) -> dict[str, Any]:
         """The item as `response.output_item.added` announces it: nothing in it yet."""
         item = self.body("in_progress")
-        if self.kind == "message":
-            item["content"] = []
-        elif self.kind == "reasoning":
-            item["content"] = []
-        else:
+        if self.kind == "function_call":
             item["arguments"] = ""
+        else:
+            item["content"] = []
         return item
 
 

@@ -30,11 +30,14 @@ class JsonBody(Protocol):
     def dump_json(self) -> str: ...
 
 
-def prepare(req: ChatCompletionRequest, ctx: AppContext, prefix: str) -> Generation:
-    """The request's plan (server/plan.py), ready to run; every refusal is raised here."""
+def prepare(
+    req: ChatCompletionRequest, ctx: AppContext, prefix: str, stream_tools: bool = False
+) -> Generation:
+    """The request's plan (server/plan.py), ready to run; every refusal is raised here.
+    `stream_tools`: tool calls come as streamed pieces (a chat stream), else whole."""
     try:
         return Generation(ctx.engine, ctx.info, plan(req, ctx.info, ctx.config),
-                          f"{prefix}-{uuid.uuid4().hex}")  # fmt: skip
+                          f"{prefix}-{uuid.uuid4().hex}", stream_tools)  # fmt: skip
     except EngineError as exc:  # sampling values vLLM refuses
         raise exc.as_api_error() from exc
 
