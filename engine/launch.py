@@ -20,6 +20,8 @@ from thinkctl.probes import capture
 # A dotted qualname: vLLM resolves worker extensions differently from logits processors.
 # Named, not imported: importing engine.worker patches vLLM's worker classes.
 WORKER_EXTENSION = "thinkctl.engine.worker.ThinkctlWorkerExtension"
+# vLLM's list of extra variable prefixes its Ray executor copies to the workers.
+RAY_PREFIXES_ENV = "VLLM_RAY_EXTRA_ENV_VAR_PREFIXES_TO_COPY"
 
 
 def start_engine(
@@ -50,7 +52,7 @@ def start_engine(
     for key, folder in ((PROBE_ENV, probe_dir), (LENGTH_ENV, length_dir)):
         if folder:
             os.environ[key] = folder
-    collector = EventCollector()
+    collector = EventCollector(_trace_host(engine_args))
     os.environ[ADDR_ENV] = collector.addr
     processors = list(engine_args.logits_processors or [])
     processors += [p for p in model_runner.logits_processors(chosen) if p not in processors]
@@ -67,6 +69,20 @@ def start_engine(
         collector.close()
         raise
     return engine, collector
+
+
+def _trace_host(engine_args: AsyncEngineArgs) -> str | None:
+    """Where the control-event channel listens: None (an IPC path) when every rank runs
+    on this machine; this machine's address for Ray or several nodes, whose workers do
+    not inherit this process's environment: Ray is told to copy thinkctl's variables."""
+    if engine_args.distributed_executor_backend != "ray" and (engine_args.nnodes or 1) <= 1:
+        return None
+    from vllm.utils.network_utils import get_ip
+
+    extra = os.environ.get(RAY_PREFIXES_ENV, "")
+    if "THINKCTL_" not in extra.split(","):
+        os.environ[RAY_PREFIXES_ENV] = ",".join(p for p in (extra, "THINKCTL_") if p)
+    return get_ip()
 
 
 async def check_capture(engine: AsyncLLM) -> None:

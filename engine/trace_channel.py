@@ -6,7 +6,10 @@ processor pushes each step's report (its `ControlEvent`s, and the LYNX probe's n
 columns, expanded into events here rather than in the decode loop) in one message, over a
 ZeroMQ PUSH socket (pyzmq ships with vLLM), tagged with thinkctl's request id. The server
 binds the PULL end before the engine starts and passes its address through the
-environment, which spawned engine processes inherit.
+environment, which spawned engine processes inherit. On one machine the address is an
+`ipc://` path; when ranks may run on other nodes (Ray, --nnodes) it is `tcp://` on the
+API server's address (vLLM's VLLM_HOST_IP, else its guess), so every rank's events
+reach it (engine/launch.py also makes Ray copy the variables to its workers).
 
 Ordering: an event is sent inside `apply()`, before the token it forces is even
 sampled, while that token still has to travel worker -> engine core -> frontend
@@ -57,11 +60,16 @@ class EventSender:
 class EventCollector:
     """HTTP side. Used from the event-loop thread only (ZeroMQ sockets are not thread-safe)."""
 
-    def __init__(self) -> None:
-        self.addr = f"ipc://{tempfile.gettempdir()}/thinkctl-trace-{uuid.uuid4().hex}"
+    def __init__(self, host: str | None = None) -> None:
+        """`host`: listen on TCP there (for ranks on other nodes), else on an IPC path."""
         self._sock = zmq.Context.instance().socket(zmq.PULL)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(self.addr)
+        if host is None:
+            self.addr = f"ipc://{tempfile.gettempdir()}/thinkctl-trace-{uuid.uuid4().hex}"
+            self._sock.bind(self.addr)
+        else:
+            port = self._sock.bind_to_random_port(f"tcp://{host}")
+            self.addr = f"tcp://{host}:{port}"
         self._pending: dict[str, list[ControlEvent]] = defaultdict(list)
 
     def _drain(self) -> None:
@@ -86,5 +94,5 @@ class EventCollector:
     def close(self) -> None:
         self._sock.close()
         path = self.addr.removeprefix("ipc://")
-        if os.path.exists(path):
+        if self.addr.startswith("ipc://") and os.path.exists(path):
             os.unlink(path)

@@ -20,7 +20,9 @@ class Started(Exception):
 def _seen(**kwargs) -> dict:
     processors = kwargs.get("logits_processors") or getattr(
         kwargs.get("engine_args"), "logits_processors", None)  # fmt: skip
-    return {"v2": os.environ.get("VLLM_USE_V2_MODEL_RUNNER"), "processors": processors}
+    return {"v2": os.environ.get("VLLM_USE_V2_MODEL_RUNNER"), "processors": processors,
+            "trace": os.environ.get("THINKCTL_TRACE_ADDR"),
+            "ray_copies": os.environ.get(launch.RAY_PREFIXES_ENV)}  # fmt: skip
 
 
 @pytest.fixture
@@ -33,14 +35,19 @@ def stand_ins(monkeypatch):
 
     monkeypatch.setattr(launch.AsyncLLM, "from_engine_args", staticmethod(async_llm))
     monkeypatch.setattr("vllm.LLM", llm)
-    for key in (runner.RUNNER_ENV, "VLLM_USE_V2_MODEL_RUNNER", "THINKCTL_TRACE_ADDR"):
+    for key in (
+        runner.RUNNER_ENV,
+        "VLLM_USE_V2_MODEL_RUNNER",
+        "THINKCTL_TRACE_ADDR",
+        launch.RAY_PREFIXES_ENV,
+    ):
         monkeypatch.delenv(key, raising=False)  # start_engine sets them: restored after
     return monkeypatch
 
 
-def _server(layers=()) -> dict:
+def _server(layers=(), **engine: object) -> dict:
     with pytest.raises(Started) as got:
-        launch.start_engine(AsyncEngineArgs(model="m"), layers=layers)
+        launch.start_engine(AsyncEngineArgs(model="m", **engine), layers=layers)
     return got.value.args[0]
 
 
@@ -75,3 +82,11 @@ def test_vllms_v2_loader_takes_the_v2_adapter_and_refuses_the_v1_one():
     assert loader._load_v2_logitsprocs_by_fqcns([v2])[0].__name__ == "ThinkctlV2LogitsProcessor"
     with pytest.raises(ValueError, match="not a subclass"):
         loader._load_v2_logitsprocs_by_fqcns([runner.logits_processors("v1")[0]])
+
+
+def test_ranks_on_other_nodes_get_a_tcp_channel_and_the_variables(stand_ins):
+    local = _server()
+    assert local["trace"].startswith("ipc://") and local["ray_copies"] is None
+    for engine in ({"distributed_executor_backend": "ray"}, {"nnodes": 2}):
+        seen = _server(**engine)
+        assert seen["trace"].startswith("tcp://") and "THINKCTL_" in seen["ray_copies"]

@@ -2,13 +2,17 @@
 
 import time
 
+import pytest
+
 from thinkctl.control.batch import ProbeNotes, StepReport
 from thinkctl.control.stack import ControlEvent
 from thinkctl.engine.trace_channel import EventCollector, EventSender
 
 
-def test_a_report_arrives_as_events_with_its_notes_expanded():
-    collector = EventCollector()
+@pytest.mark.parametrize("host", [None, "127.0.0.1"])  # IPC on one machine; TCP across nodes
+def test_a_report_arrives_as_events_with_its_notes_expanded(host):
+    collector = EventCollector(host)
+    assert collector.addr.startswith("tcp://" if host else "ipc://")
     try:
         sender = EventSender(collector.addr)
         exit_event = ControlEvent("lynx", "lynx", 9, (2, 5), (("cue_index", 1), ("score", 0.9)))
