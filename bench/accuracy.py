@@ -51,9 +51,13 @@ from thinkctl.probes import model_folder
 from thinkctl.probes.cues import cue_token_ids_of
 from thinkctl.probes.forced_exit import answer_ids, forced_exits
 
+# The default grid was chosen on the testbed, whose natural thinking averages this many
+# tokens; token-valued settings (budgets, Dynasor's interval) scale with a model's own.
+REFERENCE_NATURAL_TOKENS = 136.6
+BUDGETS, DYNASOR_EVERY = (15, 30, 45, 60, 90, 120), (8, 16, 32)
 DEFAULT_SETTINGS = (
     "none",
-    *(f"budget:{b}" for b in (15, 30, 45, 60, 90, 120)),
+    *(f"budget:{b}" for b in BUDGETS),
     *(f"ts:{s:g}" for s in (30, 100, 1000, 10000)),
     *(f"effort:{level}" for level in ("minimal", "low", "medium", "high")),
     *(f"effort:{e}" for e in (0.3, 0.5, 0.7)),
@@ -62,10 +66,38 @@ DEFAULT_SETTINGS = (
     *(f"lynx_effort:{level}" for level in ("low", "medium", "high")),
     *(f"lynx_risk:{e:g}" for e in (0.005, 0.01, 0.02)),
     *(f"deer:{t:g}" for t in (0.9, 0.999, 0.9999, 0.99999, 0.999999)),
-    *(f"dynasor:{k}x{m}" for k in (8, 16, 32) for m in (2, 3)),
+    *(f"dynasor:{k}x{m}" for k in DYNASOR_EVERY for m in (2, 3)),
 )
+
+
+def default_settings(natural: float | None) -> list[str]:
+    """The default grid for a model that thinks `natural` tokens on average (None: the
+    testbed's grid as it is)."""
+    if natural is None:
+        return list(DEFAULT_SETTINGS)
+    scale = natural / REFERENCE_NATURAL_TOKENS
+    tokens = {f"budget:{b}": f"budget:{max(1, round(b * scale))}" for b in BUDGETS}
+    tokens |= {f"dynasor:{k}x{m}": f"dynasor:{max(1, round(k * scale))}x{m}"
+               for k in DYNASOR_EVERY for m in (2, 3)}  # fmt: skip
+    return [tokens.get(s, s) for s in DEFAULT_SETTINGS]
+
+
+def natural_thinking(model: str) -> float | None:
+    """The model's mean natural thinking length, from its effort calibration."""
+    from thinkctl.probes import effort_table
+
+    table = effort_table.read(model_folder.calibration_dir(model))
+    return None if table is None else table.get("natural_mean_thinking_tokens")
+
+
 # The testbed's committed runs cut every trace at 450 tokens (`--max-tokens 450`); without
 # the flag no max_tokens is sent and the server allows what the model's context leaves.
+
+
+def _mean_thinking(results: Path, setting: str) -> float:
+    rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    tokens = [r["thinking_tokens"] for r in rows if r["setting"] == setting]
+    return sum(tokens) / len(tokens)
 
 
 def _fields(setting: str) -> dict:
@@ -210,7 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--base-url", help="a running thinkctl server (default: start one)")
     p.add_argument("--api-key", default=os.environ.get("THINKCTL_API_KEY", "none"))
     p.add_argument("--model", default="testbed", help="an embedded model's name or a folder")
-    p.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS))
+    p.add_argument("--settings", nargs="+",
+                   help="default: the grid, its budgets scaled to the model's natural thinking "
+                   "length (its effort calibration's, else measured by 'none')")  # fmt: skip
     p.add_argument("--data",
                    help="'testbed' (its test split) or a JSONL file of question/answer "
                    "(math-verify checks the last \\boxed{}); default: 'testbed' for the "
@@ -243,10 +277,21 @@ def main(argv: list[str] | None = None) -> None:
             extra = ["--probe", str(args.probe or resolve(args.model).folder / "probe")]
         # vLLM's default (compiled) mode, as `thinkctl serve` runs and the probe was calibrated.
         proc, url = start_server(args.model, args.out / "serve.log", extra, eager=False)
-    try:
-        asyncio.run(run_grid(url, args.api_key, args.model, args.settings, data, args.samples,
+
+    def grid(settings: list[str]) -> None:
+        asyncio.run(run_grid(url, args.api_key, args.model, settings, data, args.samples,
                              args.temperature, results, args.concurrency,
                              args.max_tokens))  # fmt: skip
+
+    try:
+        if args.settings is None:
+            natural = natural_thinking(resolve(args.model).load)
+            if natural is None:  # uncalibrated: measure it
+                grid(["none"])
+                natural = _mean_thinking(results, "none")
+            args.settings = default_settings(natural)
+            print(f"settings for {natural:.1f} natural thinking tokens: {args.settings}")
+        grid(args.settings)
     finally:
         if proc is not None:
             stop_server(proc)
@@ -264,10 +309,7 @@ def main(argv: list[str] | None = None) -> None:
             "title": title, "machine": platform.platform(),
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     (args.out / "accuracy_run.json").write_text(json.dumps(meta, indent=2) + "\n")
-    report.plot(summary, args.out / "pareto.png", title)
-    if any(r.get("probe_tokens") for r in summary["rows"]):
-        total_title = title.replace("thinking tokens", "thinking + side-probe tokens")
-        report.plot(summary, args.out / "pareto_total.png", total_title, x="total")
+    report.plots(summary["rows"], args.out, title)
     print(report.table(summary))
 
 

@@ -103,20 +103,41 @@ FAMILIES = ("none", "oracle", "budget", "ts", "top_h", "effort", "lynx", "lynx_e
 _MORE_COLOURS = ("black", "darkgoldenrod")
 
 
+def frontier(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated (tokens, accuracy) points, by tokens: no other point
+    spends no more tokens and answers at least as well, one of them strictly."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    keep, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            keep.append(i)
+            best = points[i][1]
+    return keep
+
+
 def _curves(
     ax, rows: list[dict], model: str = "", style: str = "-", x: str = "mean_thinking_tokens"
 ) -> None:
+    """Each family's settings as points, its non-dominated frontier as the line through
+    them; a setting another of its family beats is drawn faint."""
     curves: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         curves[r["family"]].append(r)
     for name, rs in sorted(curves.items()):
-        rs = sorted(rs, key=lambda r: r.get(x, r["mean_thinking_tokens"]))
+        pts = [(r.get(x, r["mean_thinking_tokens"]), r["accuracy"]) for r in rs]
+        front = frontier(pts)
         marker = "*" if name in ("none", "oracle") else "o"
+        size = 10 if marker == "*" else 5
         i = FAMILIES.index(name) if name in FAMILIES else None
         colour = None if i is None else f"C{i}" if i < 10 else _MORE_COLOURS[i - 10]
-        ax.plot([r.get(x, r["mean_thinking_tokens"]) for r in rs], [r["accuracy"] for r in rs],
-                marker=marker, markersize=10 if marker == "*" else 5, linestyle=style,
-                color=colour, label=f"{model}: {name}" if model else name)  # fmt: skip
+        line = ax.plot([pts[k][0] for k in front], [pts[k][1] for k in front], marker=marker,
+                       markersize=size, linestyle=style, color=colour,
+                       label=f"{model}: {name}" if model else name)[0]  # fmt: skip
+        beaten = [k for k in range(len(pts)) if k not in front]
+        if beaten:
+            ax.plot([pts[k][0] for k in beaten], [pts[k][1] for k in beaten], marker=marker,
+                    markersize=size, linestyle="none", color=line.get_color(),
+                    alpha=0.3)  # fmt: skip
 
 
 def _finish(
@@ -149,16 +170,42 @@ def compare(runs: dict[str, list[dict]], path: Path, families: set[str] | None =
     _finish(fig, ax, "Accuracy vs thinking tokens: " + " vs ".join(runs), path)
 
 
+def plots(rows: list[dict], folder: Path, title: str) -> None:
+    """A results folder's plots: pareto.png, and pareto_total.png when side probes spent
+    tokens of their own."""
+    plot({"rows": rows}, folder / "pareto.png", title)
+    if any(r.get("probe_tokens") for r in rows):
+        total_title = title.replace("thinking tokens", "thinking + side-probe tokens")
+        plot({"rows": rows}, folder / "pareto_total.png", total_title, x="total")
+
+
+def replot(folder: Path) -> None:
+    """A results folder's plots again from its accuracy.json (no requests)."""
+    import json
+
+    run = folder / "accuracy_run.json"
+    title = json.loads(run.read_text()).get("title") if run.exists() else None
+    plots(json.loads((folder / "accuracy.json").read_text()), folder,
+          title or "Accuracy vs thinking tokens")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m thinkctl.bench.report --compare testbed=bench/results concise=DIR --out F.png`"""
+    """`python -m thinkctl.bench.report --compare testbed=bench/results concise=DIR --out F.png`
+    or `--replot bench/results` (the folder's pareto plots from its accuracy.json)."""
     import argparse
     import json
 
     p = argparse.ArgumentParser(prog="python -m thinkctl.bench.report", description=compare.__doc__)
-    p.add_argument("--compare", nargs="+", required=True, metavar="NAME=RESULTS_DIR")
+    p.add_argument("--compare", nargs="+", metavar="NAME=RESULTS_DIR")
+    p.add_argument("--replot", type=Path, metavar="RESULTS_DIR")
     p.add_argument("--families", nargs="+", help="curves to draw (default: all)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    if args.replot:
+        replot(args.replot)
+        return
+    if not args.compare or not args.out:
+        p.error("--compare and --out, or --replot")
     runs = {}
     for item in args.compare:
         name, _, folder = item.partition("=")

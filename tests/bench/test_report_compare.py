@@ -2,6 +2,9 @@
 
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from thinkctl.bench import report
 
 
@@ -24,3 +27,16 @@ def test_compare_draws_both_models_and_prints_their_tables(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "## base" in printed and "## concise" in printed
     assert "| none | 10 | 1.000" in printed and "137.0" in printed and "44.0" in printed
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10)), min_size=1, max_size=30))
+def test_the_frontier_keeps_exactly_the_undominated_points(points):
+    kept = set(report.frontier(points))
+
+    def beats(a, b):  # a dominates b: no more tokens, no less accuracy, not the same
+        return a[0] <= b[0] and a[1] >= b[1] and a != b
+
+    for i, p in enumerate(points):
+        dominated = any(beats(q, p) for q in points)
+        duplicate_first = points.index(p) == i
+        assert (i in kept) == (not dominated and duplicate_first)
