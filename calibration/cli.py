@@ -31,6 +31,7 @@ from sklearn.metrics import roc_auc_score
 from thinkctl.calibration import datasets, length, lynx, report, risk, traces
 from thinkctl.errors import CommandError
 from thinkctl.models import embedded
+from thinkctl.models.preset import Preset
 from thinkctl.models.resolve import resolve
 from thinkctl.probes import effort_table, length_predictor, model_folder
 from thinkctl.probes.artifact import FORMAT, EffortPoint, ProbeArtifact, ProbeMeta, RiskPoint
@@ -46,10 +47,15 @@ DEFAULT_DELTA = 0.05
 REPORTED_EFFORTS = (0.3, 0.5, 0.7)  # the report's global-vs-per-query rows, with the levels
 
 
-def think_tokens(model: str, args: argparse.Namespace, tokenizer=None) -> ThinkTokens:
-    """The model folder's conventions (probes/model_folder.py) under this command's flags."""
+def think_tokens(
+    model: str, args: argparse.Namespace, tokenizer=None, preset: Preset | None = None
+) -> ThinkTokens:
+    """The model folder's conventions (probes/model_folder.py) under the catalogue preset
+    and this command's flags: the same facts `serve` reads, so a probe is calibrated on
+    the exit sequence it will be served with."""
     flags = {"think_end": args.think_end, "answer_inducer": args.answer_inducer}
-    return model_folder.read(model, tokenizer, flags=flags)
+    defaults = preset.control_defaults() if preset is not None else None
+    return model_folder.read(model, tokenizer, defaults, flags)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -118,12 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     # testbed-r1 loads from its expanded cache folder: pass `--calibration testbed/r1` to
     # write what the package ships.
-    model = resolve(args.model).load
+    target = resolve(args.model)
+    model = target.load
+    preset = Preset(target.entry, True) if target.entry else None
     from transformers import AutoConfig, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model)
     facts = model_facts(AutoConfig.from_pretrained(model), tok)
-    think = think_tokens(model, args, tok)
+    think = think_tokens(model, args, tok, preset)
     if think.end is None:
         raise CommandError(f"{think.conventions.think_end!r} is not one "
                          f"token of {model}")  # fmt: skip
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             f"features ({tr.events.features.shape[1]} values, not "
             f"{spec.dim(facts.hidden_size)}); remove it to record anew"
         )
-    result = fit_and_report(tr, len(data.questions), spec, facts, args, model)
+    result = fit_and_report(tr, len(data.questions), spec, facts, args, model, close_ids)
     result["length"] = effort_and_length(tr, len(data.questions), spec, facts, args, folder)
     result["seconds"] = round(time.time() - t0, 1)
     result["reused_shards"] = reused
@@ -172,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def fit_and_report(
-    tr: traces.Traces, n_questions: int, spec: FeatureSpec, facts, args, model: str
-) -> dict:
+    tr: traces.Traces, n_questions: int, spec: FeatureSpec, facts, args, model: str,
+    close_ids: list[int],
+) -> dict:  # fmt: skip
     ev = tr.events
     keep = ev.label >= 0  # malformed forced answers say nothing about the cue
     masks = lynx.split_questions(n_questions, args.seed)
@@ -234,7 +243,8 @@ def fit_and_report(
         tensors_sha256="0" * 64,  # set by save()
         training={"data": args.data, "n_traces": int(len(tr.question)),
                   "n_events": int(len(y)), "temperature": args.temperature,
-                  "seed": args.seed, "auc_test": round(auc, 4)},
+                  "seed": args.seed, "auc_test": round(auc, 4),
+                  "exit_ids": list(close_ids)},
     )  # fmt: skip
     return {
         "artifact": ProbeArtifact(meta, fitted.probe, cal),

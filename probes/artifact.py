@@ -148,6 +148,18 @@ class ProbeArtifact:
                 "probe was made for another model: " + "; ".join(problems) + " (probe vs served)"
             )
 
+    def check_exit(self, close_ids: list[int]) -> None:
+        """Refuse serving where exits force another sequence than the one the probe was
+        calibrated on (its labels, and so its guarantees, are of that sequence's answers).
+        A probe made before the sequence was recorded is not checked."""
+        recorded = self.meta.training.get("exit_ids")
+        if recorded is not None and list(recorded) != list(close_ids):
+            raise ProbeError(
+                f"probe was calibrated on the exit sequence {list(recorded)}, but this server "
+                f"forces {list(close_ids)} (another answer inducer or end of thinking): "
+                "calibrate again, or serve with the probe's --answer-inducer"
+            )
+
     def summary(self) -> dict[str, Any]:
         return {
             "kind": self.meta.kind,

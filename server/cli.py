@@ -183,8 +183,11 @@ def _tokenizer(args: argparse.Namespace, model: str):
     return _load_tokenizer(args.tokenizer or model, bool(args.trust_remote_code))
 
 
-def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConfig:
-    """The probe, checked against the model before the engine starts (a clear refusal)."""
+def _load_probe(
+    folder: Path, args: argparse.Namespace, model: str, conv: Conventions
+) -> ProbeConfig:
+    """The probe, checked against the model and the exit sequence this server forces,
+    before the engine starts (a clear refusal)."""
     from transformers import AutoConfig
 
     from thinkctl.errors import ProbeError
@@ -194,7 +197,9 @@ def _load_probe(folder: Path, args: argparse.Namespace, model: str) -> ProbeConf
     try:
         artifact = ProbeArtifact.load(folder)
         hf = AutoConfig.from_pretrained(model, trust_remote_code=args.trust_remote_code)
-        artifact.check_model(model_facts(hf, _tokenizer(args, model)))
+        tok = _tokenizer(args, model)
+        artifact.check_model(model_facts(hf, tok))
+        artifact.check_exit(model_folder.ThinkTokens.of(conv, tok).close())
     except ProbeError as exc:
         raise CommandError(f"refusing probe {str(folder)!r} for {model!r}: {exc}") from exc
     return ProbeConfig.from_artifact(str(folder.resolve()), artifact)
@@ -323,7 +328,8 @@ def serve(args: argparse.Namespace) -> None:
     model, name = target.load, target.name
     preset = Preset(target.entry, not args.no_preset_instruction) if target.entry else None
     args.model = model
-    probe = _load_probe(args.probe, args, model) if args.probe else None
+    conv = conventions(args, model, preset)
+    probe = _load_probe(args.probe, args, model, conv) if args.probe else None
     if not args.served_model_name:
         args.served_model_name = [name]
     config = ServerConfig(
@@ -347,7 +353,7 @@ def serve(args: argparse.Namespace) -> None:
             queue_timeout_s=args.queue_timeout,
             request_timeout_s=args.request_timeout,
         ),
-        conventions=conventions(args, model, preset),
+        conventions=conv,
         auto_tool_choice=args.enable_auto_tool_choice,
         tool_call_parser=args.tool_call_parser,
     )

@@ -1,5 +1,6 @@
 """LYNX through the real server: a testbed server started with the shipped probe."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -208,7 +209,8 @@ def test_server_features_equal_calibration_features(lclient, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage, message", [("corrupt", "checksum"), ("other_model", "another model")]
+    "damage, message",
+    [("corrupt", "checksum"), ("other_model", "another model"), ("other_exit", "exit sequence")],
 )
 def test_a_bad_probe_is_refused_at_start(tmp_path, damage, message):
     probe = tmp_path / "probe"
@@ -218,6 +220,10 @@ def test_a_bad_probe_is_refused_at_start(tmp_path, damage, message):
         raw = bytearray((probe / TENSOR_FILE).read_bytes())
         raw[len(raw) // 2] ^= 0x55
         (probe / TENSOR_FILE).write_bytes(bytes(raw))
+    elif damage == "other_exit":  # calibrated on another forced-exit sequence
+        meta = json.loads((probe / "probe.json").read_text())
+        meta["training"]["exit_ids"] = [1, 2, 3]
+        (probe / "probe.json").write_text(json.dumps(meta))
     else:
         model = "smollm2-135m-instruct"  # another model: hidden size 576, other vocabulary
     r = subprocess.run([sys.executable, "-m", "thinkctl", "serve", "--model", model, "--probe",
