@@ -19,6 +19,7 @@ command is run again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -105,12 +106,32 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="answer-level risks to calibrate (max_accuracy_loss)")  # fmt: skip
     p.add_argument("--alpha", type=float, default=risk.ALPHA,
                    help="the risk guarantee's confidence is 1 - alpha")  # fmt: skip
+    p.add_argument(
+        "--prompts",
+        help='a JSONL file of prompts without answers ({"question"} or {"messages"} per '
+        "line): forced exits are labelled by agreement with the model's own final answer "
+        "after natural thinking on the same trace, instead of --data's gold answers",
+    )
+    p.add_argument(
+        "--answer-format", default="boxed",
+        help="with --prompts, how answers are read and compared: boxed (math-verify on the "
+        "last \\boxed{}), choice (a multiple-choice letter), exact (the last line), or "
+        "json:FIELD",
+    )  # fmt: skip
     p.add_argument("--limit", type=int, help="Use only the first N questions (smoke runs).")
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kv-cache-memory-bytes", type=int, default=1 << 30)
     args = p.parse_args(argv)
-    if args.data is None:
+    if args.prompts is not None:
+        if args.data is not None:
+            p.error("--prompts and --data exclude each other")
+        try:
+            datasets.answer_format(args.answer_format)
+        except ValueError as exc:
+            p.error(str(exc))
+        args.data = f"{args.prompts} (prompts)"
+    elif args.data is None:
         if args.model not in embedded.TESTBEDS:
             p.error(f"--data is required for {args.model!r} (a JSONL of question/answer)")
         args.data = "testbed"
@@ -144,9 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         confidence=True,  # always recorded (last column); the fit decides whether to use it
     )
     close_ids = think.close()
-    data = datasets.load(args.data)
+    data = (datasets.load_prompts(args.prompts, args.answer_format) if args.prompts
+            else datasets.load(args.data))  # fmt: skip
     if args.limit:
-        data = datasets.Dataset(data.name, data.questions[: args.limit], data.check)
+        data = dataclasses.replace(data, questions=data.questions[: args.limit])
     folder = args.calibration or model_folder.calibration_dir(model)
     args.out = args.out or folder / "probe"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
             f"features ({tr.events.features.shape[1]} values, not "
             f"{spec.dim(facts.hidden_size)}); remove it to record anew"
         )
+    args.labels = data.labels
     result = fit_and_report(tr, len(data.questions), spec, facts, args, model, close_ids)
     result["length"] = effort_and_length(tr, len(data.questions), spec, facts, args, folder)
     result["seconds"] = round(time.time() - t0, 1)
@@ -244,12 +267,14 @@ def fit_and_report(
         training={"data": args.data, "n_traces": int(len(tr.question)),
                   "n_events": int(len(y)), "temperature": args.temperature,
                   "seed": args.seed, "auc_test": round(auc, 4),
-                  "exit_ids": list(close_ids)},
+                  "exit_ids": list(close_ids), "labels": args.labels},
     )  # fmt: skip
     return {
         "artifact": ProbeArtifact(meta, fitted.probe, cal),
         "test": (p_all[test_ev], y[test_ev]),
         "model": args.model, "data": args.data, "temperature": args.temperature,
+        "labels": args.labels,
+        "unreadable": int((tr.correct == 0).sum()) if args.labels == "self-agreement" else 0,
         "command": args.command,
         "n_traces": int(len(tr.question)), "n_events": int(len(y)),
         "split_traces": " / ".join(str(len(trace_split[k])) for k in lynx.SPLITS),

@@ -83,7 +83,14 @@ def markdown(report: dict, images: list[str]) -> str:
         "",
         f"Data: {report['data']}, {report['n_traces']} traces sampled at T = "
         f"{report['temperature']} ({report['n_events']} cue events), split by question "
-        f"into train / cal / test = {report['split_traces']}.",
+        f"into train / cal / test = {report['split_traces']}. Labels: "
+        + (
+            "gold answers."
+            if report.get("labels", "gold answers") == "gold answers"
+            else "agreement of each forced exit's answer with the trace's own final answer "
+            f"(label-free; {report['unreadable']} traces had no readable final answer and "
+            "were kept without exits); the guarantees bound the answer-change rate."
+        ),  # fmt: skip
         "",
         f"Probe: {p['kind']} on layers {p['layers']}"
         + (" plus the sampled-token confidence since the previous cue" if p["confidence"] else "")

@@ -48,6 +48,20 @@ def _label(ok: bool | None) -> int:
     return -1 if ok is None else int(ok)
 
 
+def exit_label(data: Dataset, question: int, text: str, natural: str | None) -> int:
+    """A forced exit's label from its answer `text`: 1 good, 0 bad, -1 unusable. With
+    gold answers, whether it is correct (no answer read: unusable); label-free, whether
+    it agrees with `natural`, the trace's own final answer (none: the trace is skipped;
+    an exit with no readable answer changed the answer)."""
+    if data.extract is None:
+        return _label(data.check(question, text))
+    assert data.agree is not None
+    if natural is None:
+        return -1
+    got = data.extract(text)
+    return int(got is not None and data.agree(got, natural))
+
+
 class Generator:
     """An offline vLLM engine with the cue recorder installed (engine/offline.py)."""
 
@@ -58,10 +72,11 @@ class Generator:
         self.tok = self.engine.tokenizer
         self.spec = spec
 
-    def prompt_ids(self, question: str) -> list[int]:
+    def prompt_ids(self, question: str | list[dict]) -> list[int]:
+        messages = question if isinstance(question, list) else [
+            {"role": "user", "content": question}]  # fmt: skip
         return self.tok.apply_chat_template(
-            [{"role": "user", "content": question}], add_generation_prompt=True,
-            tokenize=True, return_dict=False,
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False,
         )  # fmt: skip
 
     def shard(
@@ -89,11 +104,17 @@ class Generator:
         records = self.engine.take_records()
         end = self.spec.think_end_id
         thinking, correct, closed, exits, feats, prompt_feats = [], [], [], [], [], []
+        natural: list[str | None] = []  # label-free: each trace's own final answer
         for i, (q, prompt, out) in enumerate(zip(questions, prompts, outs, strict=True)):
             ids = out.ids
             closed.append(end in ids)
             thinking.append(ids.index(end) if end in ids else len(ids))
-            correct.append(int(bool(data.check(q, self.tok.decode(ids)))))
+            reply = self.tok.decode(ids)
+            if data.extract is not None:  # the reference is the trace itself: "correct"
+                natural.append(data.extract(reply))  # where it has an answer at all
+                correct.append(int(natural[-1] is not None))
+            else:
+                correct.append(int(bool(data.check(q, reply))))
             for pos, raw in sorted(records.get(str(first_trace + i), [])):
                 if pos == PROMPT_POSITION:
                     prompt_feats.append(np.frombuffer(raw, dtype=np.float32))
@@ -112,7 +133,8 @@ class Generator:
         for e, a in zip(exits, answers, strict=True):
             q = questions[e.trace - first_trace]
             text = self.tok.decode(answer_ids(close_ids, a))
-            labels.append(_label(data.check(q, text)))
+            ref = natural[e.trace - first_trace] if natural else None
+            labels.append(exit_label(data, q, text, ref))
         dim = self.spec_dim()
         if len(prompt_feats) != len(questions):
             raise RuntimeError("the recorder missed a prompt's features")

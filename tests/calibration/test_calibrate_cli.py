@@ -125,3 +125,22 @@ def test_rerun_reuses_finished_shards(model, out):
     r = calibrate(model)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "report.json").read_text())["reused_shards"] == 2
+
+
+def test_calibration_from_prompts_alone_says_so(tmp_path):
+    """`--prompts`: no answers; exits labelled by agreement with the trace's own answer."""
+    prompts = tmp_path / "prompts.jsonl"
+    problems = tasks.held_out("calibration")[:120]
+    prompts.write_text("".join(json.dumps({"question": p.prompt()}) + "\n" for p in problems))
+    cmd = [sys.executable, "-m", "thinkctl", "calibrate", "--model", str(TESTBED),
+           "--prompts", str(prompts), "--samples", "2", "--shard-size", "120",
+           "--max-tokens", "450", "--answer-tokens", "8", "--exit-every", "16",
+           "--calibration", str(tmp_path / "cal")]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = (tmp_path / "cal" / "probe" / "report.md").read_text()
+    assert "label-free" in report and "answer-change rate" in report
+    meta = json.loads((tmp_path / "cal" / "probe" / "probe.json").read_text())
+    assert meta["training"]["labels"] == "self-agreement"
+    events = json.loads((tmp_path / "cal" / "probe" / "report.json").read_text())["n_events"]
+    assert events > 0  # the premise: exits were labelled
