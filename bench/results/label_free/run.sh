@@ -3,9 +3,11 @@
 # the same 2,000 calibration questions, once as prompts alone, once with their answers;
 # then both probes served on the 1,000-problem test split. ~20 min on 2 cores.
 set -euo pipefail
+py=${PYTHON:-.venv/bin/python}  # the interpreter thinkctl is installed in
+thinkctl() { "$py" -m thinkctl "$@"; }
 out=bench/results/label_free
 tmp=$(mktemp -d)
-python - "$tmp/prompts.jsonl" <<'PY'
+"$py" - "$tmp/prompts.jsonl" <<'PY'
 import json, sys
 from thinkctl.testbed import tasks
 with open(sys.argv[1], "w") as f:
