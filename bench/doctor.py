@@ -189,7 +189,7 @@ def check_control(report: Report, client: httpx.Client, model: str, prompts: lis
     # TS at its strongest: thinking ends at a step TS boosted (on some question).
     for p in prompts:
         strongest = {"ts": {"strength": 1e6}, "answer_reserve": 0}
-        trace = _ask(client, model, p, max_tokens=512, thinkctl=strongest)["thinkctl"]
+        trace = _ask(client, model, p, max_tokens=None, thinkctl=strongest)["thinkctl"]  # the room
         ts = [e for e in trace["events"] if e["reason"] == "ts"]
         if ts:
             break
