@@ -24,7 +24,9 @@ thinking, the probe's answer-level guarantee) and `lynx_effort:LEVEL` (effort th
 probe's calibrated table); the server is then started with `--probe` (the model folder's
 `probe/` unless `--probe` says otherwise). `effort:*` settings always mean the global
 budget table (they send `"lynx": false` and `"effort_policy": "global"`), so the same name
-means the same thing on any server.
+means the same thing on any server. `effort_combined:LEVEL` sends the effort alone, the
+server's default: effort as one policy of the probe's exit and the per-query budget
+(calibration/combined.py); the run stops unless the server says that is its policy.
 """
 
 from __future__ import annotations
@@ -108,6 +110,22 @@ def _fields(setting: str) -> dict:
     return body
 
 
+def _require_combined(url: str, api_key: str | None) -> None:
+    """`effort_combined` measures the server's default effort: refuse a server whose default
+    is another policy (no combined points for its probe), rather than mislabel rows."""
+    import httpx
+
+    from thinkctl.errors import CommandError
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    card = httpx.get(f"{url}/v1/models", headers=headers, timeout=30).json()["data"][0]
+    policy = card["thinkctl"]["effort"]["policy"]
+    if policy != "combined":
+        raise CommandError(f"effort_combined settings need a server whose effort is combined; "
+                         f"this one's is {policy!r} (calibrate the probe and the length "
+                         "predictor in one run)")  # fmt: skip
+
+
 def parse_setting(setting: str) -> dict:
     """`budget:60+ts:100` -> the request fields that ask for it."""
     body: dict = {}
@@ -122,11 +140,13 @@ def parse_setting(setting: str) -> dict:
             ctl["ts"] = {"strength": float(value)}
         elif kind == "top_h":
             ctl["top_h"] = {"alpha": float(value)}
-        elif kind in ("effort", "effort_query", "lynx_effort"):
+        elif kind in ("effort", "effort_query", "lynx_effort", "effort_combined"):
             try:
                 ctl["effort"] = float(value)
             except ValueError:
                 body["reasoning_effort"] = value
+            if kind == "effort_combined":  # the server's default: nothing overrides it
+                continue
             ctl["lynx"] = kind == "lynx_effort"
             if kind != "lynx_effort":
                 ctl["effort_policy"] = "query" if kind == "effort_query" else "global"
@@ -273,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     url = args.base_url
     if url is None:
         extra = []
-        if any(s.startswith("lynx") for s in args.settings):
+        if any(s.startswith(("lynx", "effort_combined")) for s in args.settings or ()):
             extra = ["--probe", str(args.probe or resolve(args.model).folder / "probe")]
         # vLLM's default (compiled) mode, as `thinkctl serve` runs and the probe was calibrated.
         proc, url = start_server(args.model, args.out / "serve.log", extra, eager=False)
@@ -284,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
                              args.max_tokens))  # fmt: skip
 
     try:
+        if any(s.startswith("effort_combined") for s in args.settings or ()):
+            _require_combined(url, args.api_key)
         if args.settings is None:
             natural = natural_thinking(resolve(args.model).load)
             if natural is None:  # uncalibrated: measure it

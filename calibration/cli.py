@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from thinkctl.calibration import datasets, length, lynx, report, risk, traces
+from thinkctl.calibration import combined, datasets, length, lynx, report, risk, traces
 from thinkctl.errors import CommandError
 from thinkctl.models import embedded
 from thinkctl.models.preset import Preset
@@ -190,12 +190,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     args.labels = data.labels
     result = fit_and_report(tr, len(data.questions), spec, facts, args, model, close_ids)
-    result["length"] = effort_and_length(tr, len(data.questions), spec, facts, args, folder)
+    artifact = result.pop("artifact")
+    artifact.save(args.out)  # first: the combined effort names the probe's checksum
+    lynx_side = (*result.pop("combine"), artifact.meta.tensors_sha256)
+    result["length"] = effort_and_length(tr, len(data.questions), spec, facts, args, folder,
+                                         lynx_side)  # fmt: skip
     result["seconds"] = round(time.time() - t0, 1)
     result["reused_shards"] = reused
-    artifact = result.pop("artifact")
     p_test, y_test = result.pop("test")
-    artifact.save(args.out)
     report.write(args.out, result, p_test, y_test)
     print(f"wrote {args.out}/probe.json, probe.safetensors, report.json, report.md; "
           f"{folder}/{effort_table.EFFORT_FILE}, {length_predictor.SUBFOLDER}/")  # fmt: skip
@@ -272,6 +274,7 @@ def fit_and_report(
     return {
         "artifact": ProbeArtifact(meta, fitted.probe, cal),
         "test": (p_all[test_ev], y[test_ev]),
+        "combine": (tables, effort, certified),
         "model": args.model, "data": args.data, "temperature": args.temperature,
         "labels": args.labels,
         "unreadable": int((tr.correct == 0).sum()) if args.labels == "self-agreement" else 0,
@@ -292,10 +295,13 @@ def fit_and_report(
 
 
 def effort_and_length(
-    tr: traces.Traces, n_questions: int, spec: FeatureSpec, facts, args, folder: Path
-) -> dict:
+    tr: traces.Traces, n_questions: int, spec: FeatureSpec, facts, args, folder: Path,
+    lynx_side: tuple | None = None,
+) -> dict:  # fmt: skip
     """The effort table, the length predictors and per-query effort, written into `folder`
-    (calibration/length.py); what the report says of them."""
+    (calibration/length.py); with `lynx_side` (the probe's exit tables by split, its
+    effort points, Learn-then-Test's certified columns, its checksum), effort as one
+    policy of both (calibration/combined.py). What the report says of them."""
     masks = lynx.split_questions(n_questions, args.seed)
     split = {k: m[tr.question] for k, m in masks.items()}
     rp = length.Replay.of(tr)
@@ -308,6 +314,14 @@ def effort_and_length(
     points = length.fit_policy(rp, np.flatnonzero(split["cal"]), pred, grid)
     where = f"{length_predictor.SUBFOLDER}/{length_predictor.META_FILE}"
     table["per_query"] = {"predictor": where, "points": [q.as_json() for q in points]}
+    combined_test = None
+    if lynx_side is not None:
+        tables, probe_points, certified, sha = lynx_side
+        cal, test = (np.flatnonzero(split[k]) for k in ("cal", "test"))
+        chosen, _ = combined.fit(tables["cal"], rp, cal, pred, points, probe_points, certified)
+        table["combined"] = {"probe_sha256": sha, "points": [c.as_json() for c in chosen]}
+        _, combined_test = combined.fit(tables["test"], rp, test, pred, points,
+                                        probe_points, certified, fixed=chosen)  # fmt: skip
     table["calibration"] = {"command": args.command, "data": args.data,
                             "n": int(len(tr.question)), "temperature": args.temperature,
                             "seed": args.seed}  # fmt: skip
@@ -317,7 +331,7 @@ def effort_and_length(
     efforts = sorted({*REPORTED_EFFORTS, *(v for v in LEVELS.values() if 0 < v < 1)})
     test = length.compare(rp, np.flatnonzero(split["test"]), pred, points, grid, tuple(efforts))
     return {"folder": str(folder), "layers": list(predictor.layers), **quality,
-            "effort_test": test}  # fmt: skip
+            "effort_test": test, "combined_test": combined_test}  # fmt: skip
 
 
 def _risk(tr, trace_split: dict, train_scores, p_all, args) -> tuple[list, dict, dict]:

@@ -183,6 +183,31 @@ def _length(report: dict) -> list[str]:
             f"| {r['effort']} | {r['global_accuracy']:.3f} | {r['global_thinking_tokens']:.1f} "
             f"| {r['per_query_accuracy']:.3f} | {r['per_query_thinking_tokens']:.1f} |"
         )
+    return [*lines, "", *_combined(ln.get("combined_test"))]
+
+
+def _combined(rows: list[dict] | None) -> list[str]:
+    """Effort as one policy (calibration/combined.py) against each mechanism alone."""
+    if not rows:
+        return []
+    lines = [
+        "Effort as one policy (calibration/combined.py: a LYNX exit at a certified threshold "
+        "and a budget, chosen on the cal questions), replayed on the held-out test traces "
+        "against LYNX's effort points and the per-query budgets alone:",
+        "",
+        "| effort | combined: accuracy | mean thinking | lynx_effort: accuracy | mean thinking "
+        "| effort_query: accuracy | mean thinking | policy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        p = r["policy"]
+        what = ", ".join(f"{k} {v}" for k, v in p.items() if k != "effort" and v is not None)
+        lines.append(
+            f"| {r['effort']} | {r['combined_accuracy']:.3f} | {r['combined_thinking_tokens']:.1f} "
+            f"| {r['lynx_effort_accuracy']:.3f} | {r['lynx_effort_thinking_tokens']:.1f} "
+            f"| {r['effort_query_accuracy']:.3f} | {r['effort_query_thinking_tokens']:.1f} "
+            f"| {what or 'none'} |"
+        )
     return [*lines, ""]
 
 

@@ -14,6 +14,12 @@ effort e gives each query its own budget from its predicted natural length
 (probes/length_predictor.py), `QueryBudget`, chosen on calibration questions to answer best
 at no more spend than the global cap for the same e (calibration/length.py).
 
+**Combined effort** (`combined`, when the same run also calibrated a LYNX probe): effort e
+is a pair, a LYNX exit at a certified threshold that exits early and a budget (per query,
+or one cap) that caps late, `CombinedPoint`, chosen on calibration questions
+(calibration/combined.py). It names the probe it was fitted with (the checksum of its
+tensors), and holds only for that probe.
+
 Written by calibration (`thinkctl calibrate`, or `python -m thinkctl.calibration.effort` for the
 global table alone) as `effort.json` in the model's calibration folder; read by the server.
 Plain JSON, never pickle.
@@ -136,3 +142,34 @@ def query_points(table: dict) -> tuple[QueryBudget, ...]:
     points = (QueryBudget(float(r["effort"]), tuple(map(float, r["edges"])),
                           tuple(map(int, r["budgets"]))) for r in rows)  # fmt: skip
     return tuple(sorted(points, key=lambda q: q.effort))
+
+
+@dataclass(frozen=True)
+class CombinedPoint:
+    """Effort e as one policy: exit at the first cue scoring above `threshold` (None: no
+    LYNX exit; `epsilon`: the smallest answer-level risk that threshold is certified at),
+    and cap thinking by the per-query point of effort `query_effort`, or else by `cap`
+    (both None: no cap)."""
+
+    effort: float
+    threshold: float | None = None
+    epsilon: float | None = None
+    query_effort: float | None = None
+    cap: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.query_effort is not None and self.cap is not None:
+            raise ValueError("a combined point caps by a per-query point or by one cap, not both")
+
+    def as_json(self) -> dict:
+        return {"effort": self.effort, "threshold": self.threshold, "epsilon": self.epsilon,
+                "query_effort": self.query_effort, "cap": self.cap}  # fmt: skip
+
+
+def combined_points(table: dict) -> tuple[tuple[CombinedPoint, ...], str | None]:
+    """The combined points of a table by increasing effort, and the checksum of the probe
+    they were fitted with (((), None) without them)."""
+    combined = table.get("combined") or {}
+    keys = ("effort", "threshold", "epsilon", "query_effort", "cap")
+    points = (CombinedPoint(**{k: r.get(k) for k in keys}) for r in combined.get("points", []))
+    return tuple(sorted(points, key=lambda p: p.effort)), combined.get("probe_sha256")

@@ -202,7 +202,12 @@ def _load_probe(
         artifact.check_exit(model_folder.ThinkTokens.of(conv, tok).close())
     except ProbeError as exc:
         raise CommandError(f"refusing probe {str(folder)!r} for {model!r}: {exc}") from exc
-    return ProbeConfig.from_artifact(str(folder.resolve()), artifact)
+    probe = ProbeConfig.from_artifact(str(folder.resolve()), artifact)
+    training = artifact.meta.training
+    log.info("LYNX probe: %s (made on %s, %s labels, temperature %s)", probe.path,
+             training.get("data", "?"), training.get("labels", "gold"),
+             training.get("temperature", "?"))  # fmt: skip
+    return probe
 
 
 async def _serve(config: ServerConfig, engine_args) -> None:
@@ -321,6 +326,21 @@ def _effort(
     return effort
 
 
+def _log_effort(config: ServerConfig) -> None:
+    from thinkctl.server.plan import effort_policy
+
+    policy, effort, probe = effort_policy(config), config.effort, config.probe
+    why = ""
+    if policy == "lynx" and effort.combined:
+        why = " (the effort table's combined points were fitted with another probe)"
+    log.info("Effort by default: %s%s", {
+        "combined": "one policy of the probe's exit and the per-query budget",
+        "lynx": "the probe's effort points", "per_query": "per-query budgets",
+        "budget": "the global cap"}[policy], why)  # fmt: skip
+    if probe is not None and policy != "combined" and effort.per_query:
+        log.info('Per-query budgets stay available as thinkctl.effort_policy "query"')
+
+
 def serve(args: argparse.Namespace) -> None:
     if args.model_runner:
         os.environ[model_runner.RUNNER_ENV] = model_runner.choose(args.model_runner)
@@ -357,6 +377,7 @@ def serve(args: argparse.Namespace) -> None:
         auto_tool_choice=args.enable_auto_tool_choice,
         tool_call_parser=args.tool_call_parser,
     )
+    _log_effort(config)
     if args.enable_auto_tool_choice and not args.tool_call_parser:
         raise CommandError("--enable-auto-tool-choice needs --tool-call-parser")
     if args.tool_call_parser:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thinkctl.probes import effort_table, length_predictor, model_folder
-from thinkctl.probes.effort_table import QueryBudget
+from thinkctl.probes.effort_table import CombinedPoint, QueryBudget
 from thinkctl.probes.length_predictor import LengthPredictor
 
 
@@ -31,6 +31,9 @@ class EffortMap:
     query: tuple[QueryBudget, ...] = ()
     length_layers: tuple[int, ...] = ()  # the blocks the predictor reads
     made_by: str | None = None  # the command that wrote the table, when recorded
+    # Effort as one policy of a probe and a budget, and the checksum of that probe.
+    combined: tuple[CombinedPoint, ...] = ()
+    combined_probe: str | None = None
 
     @property
     def length_dir(self) -> str | None:
@@ -41,6 +44,14 @@ class EffortMap:
     @property
     def per_query(self) -> bool:
         return bool(self.query)
+
+    def combined_for(self, probe_sha256: str | None) -> tuple[CombinedPoint, ...]:
+        """The combined points, when they were fitted with this probe (else none)."""
+        return self.combined if probe_sha256 == self.combined_probe else ()
+
+    def combined_point(self, effort: float) -> CombinedPoint:
+        """The combined point nearest `effort` (the grid's step is 0.05)."""
+        return min(self.combined, key=lambda c: abs(c.effort - effort))
 
     def query_budget(self, effort: float) -> QueryBudget:
         """The per-query point nearest `effort` (the grid's step is 0.05)."""
@@ -74,7 +85,8 @@ class EffortMap:
         fractions = {k: float(v) for k, v in table["levels"].items()}
         predictor = LengthPredictor.load(folder / length_predictor.SUBFOLDER)
         query = effort_table.query_points(table) if predictor is not None else ()
+        combined, probe = effort_table.combined_points(table) if query else ((), None)
         return cls(points, table.get("natural_mean_thinking_tokens"), fractions, str(folder),
                    table.get("model", {}).get("tokenizer_sha256"), query,
                    predictor.layers if query else (),
-                   table.get("calibration", {}).get("command"))  # fmt: skip
+                   table.get("calibration", {}).get("command"), combined, probe)  # fmt: skip

@@ -231,10 +231,10 @@ class EffortDecision:
     @property
     def max_thinking(self) -> int | None:
         """The cap the budget controller enforces (a per-query budget: its largest)."""
-        if self.lynx is not None:
-            return self.lynx.cap
         if self.query is not None:
             return max(self.query.budgets)
+        if self.lynx is not None:
+            return self.lynx.cap
         return self.budget
 
 
@@ -246,6 +246,9 @@ def decide_effort(req: ChatCompletionRequest, config: ServerConfig) -> EffortDec
     explicit = _explicit_budget(req)
     effort = _effort_fraction(req, config)
     budget = explicit if explicit is not None else _effort_budget(req, config)
+    combined = _combined(req, config, explicit, effort)
+    if combined is not None:
+        return combined
     lynx = _lynx(req, config, explicit, effort, budget)
     query = _query_budget(req, config, lynx is not None, explicit, effort)
     numeric = req.thinkctl is not None and req.thinkctl.effort is not None
@@ -299,14 +302,26 @@ def _effort_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | No
     return None
 
 
+def effort_policy(config: ServerConfig) -> str:
+    """What a request's effort goes through on this server by default (`decide_effort`)."""
+    probe, effort = config.probe, config.effort
+    prompted = config.preset is not None and config.preset.entry.length_prompt is not None
+    if probe is not None and not prompted and effort.combined_for(probe.sha256):
+        return "combined"
+    if probe is not None:
+        return "lynx"
+    return "per_query" if effort.per_query else "budget"
+
+
 def effort_card(config: ServerConfig) -> dict:
-    """What /v1/models says effort means on this server (without a probe)."""
-    effort = config.effort
+    """What /v1/models says effort means on this server: the policy requests get by
+    default, and each level's share of it."""
+    effort, policy = config.effort, effort_policy(config)
     card = {
         "calibrated": effort.calibrated,
         "calibration": effort.source,
         "made_by": effort.made_by,
-        "policy": "per_query" if effort.per_query else "budget",
+        "policy": policy,
         "natural_mean_thinking_tokens": effort.natural_mean,
         "levels": {
             k: {"effort": effort.fractions.get(k), "max_thinking_tokens": v}
@@ -318,6 +333,14 @@ def effort_card(config: ServerConfig) -> dict:
             e = level["effort"]
             if e is not None and 0 < e < 1:
                 level["per_query"] = effort.query_budget(e).as_json()
+    for level in card["levels"].values():
+        e = level["effort"]
+        if e is None or not 0 < e < 1:
+            continue
+        if policy == "combined":  # what the level does unless a request overrides it
+            level["combined"] = effort.combined_point(e).as_json()
+        elif policy == "lynx":
+            level["lynx"] = config.probe.for_effort(e).model_dump()
     return card
 
 
@@ -351,6 +374,30 @@ def _query_budget(
     return config.effort.query_budget(effort)
 
 
+def _combined(
+    req: ChatCompletionRequest, config: ServerConfig, explicit: int | None, effort: float | None
+) -> EffortDecision | None:
+    """Effort as one policy (probes/effort_table.CombinedPoint): the per-query budget and
+    the LYNX exit that the calibration chose together for this effort, when it fitted them
+    with the served probe and the request names effort and nothing that overrides it
+    (`lynx`, `effort_policy`, a budget, a length prompt; efforts 0 and 1 mean no thinking
+    and no control: the probe's table)."""
+    probe = config.probe
+    if probe is None or explicit is not None or effort is None or not 0 < effort < 1:
+        return None
+    opts = req.thinkctl
+    if opts is not None and (opts.lynx is not None or opts.effort_policy is not None):
+        return None
+    if config.preset is not None and config.preset.entry.length_prompt is not None:
+        return None
+    if not config.effort.combined_for(probe.sha256):
+        return None
+    c = config.effort.combined_point(effort)
+    query = None if c.query_effort is None else config.effort.query_budget(c.query_effort)
+    lynx = None if c.threshold is None else _Lynx(None, c.cap, 0, c.threshold, c.epsilon)
+    return EffortDecision(None, effort, c.cap, query, lynx)
+
+
 def _lynx(
     req: ChatCompletionRequest,
     config: ServerConfig,
@@ -362,6 +409,8 @@ def _lynx(
     asked = req.thinkctl.lynx if req.thinkctl else None
     if asked is False:
         return None
+    if asked is None and req.thinkctl is not None and req.thinkctl.effort_policy is not None:
+        return None  # the policy names the budget alone: LYNX has no say unless asked
     probe = config.probe
     if probe is None:
         if asked is not None:

@@ -20,12 +20,15 @@ class ProbeConfig:
     points: tuple[EffortPoint, ...]  # increasing in effort
     summary: dict[str, Any]
     risk: tuple[RiskPoint, ...] = ()  # increasing in epsilon
+    sha256: str | None = None  # of its tensors: what a combined effort table names
+    made: dict[str, Any] | None = None  # what it was made with (its training record)
 
     @classmethod
     def from_artifact(cls, path: str, artifact: ProbeArtifact) -> ProbeConfig:
         points = tuple(sorted(artifact.meta.effort, key=lambda p: p.effort))
         risk = tuple(sorted(artifact.meta.risk, key=lambda p: p.epsilon))
-        return cls(path, artifact.meta.default_delta, points, artifact.summary(), risk)
+        return cls(path, artifact.meta.default_delta, points, artifact.summary(), risk,
+                   artifact.meta.tensors_sha256, artifact.meta.training)  # fmt: skip
 
     def for_accuracy_loss(self, epsilon: float) -> RiskPoint | None:
         """The calibrated point of the largest epsilon not above the one asked for (its
@@ -41,5 +44,6 @@ class ProbeConfig:
 
     def describe(self) -> dict[str, Any]:
         """What /v1/models shows."""
-        return {**self.summary, "effort": [p.model_dump() for p in self.points],
+        return {"path": self.path, "made_with": self.made,
+                **self.summary, "effort": [p.model_dump() for p in self.points],
                 "risk": [p.model_dump() for p in self.risk]}  # fmt: skip

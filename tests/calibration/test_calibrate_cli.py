@@ -97,6 +97,16 @@ def test_the_effort_table_and_length_predictor_are_written_beside_the_model(mode
     assert -1 <= length["spearman_test"]["natural"] <= 1
     assert [r["effort"] for r in length["effort_test"]] == [0.1, 0.25, 0.3, 0.5, 0.7, 0.75, 0.9]
     assert "Length predictors" in (out / "report.md").read_text()
+    # Effort as one policy, fitted with the probe of the same run (calibration/combined.py).
+    sha = json.loads((out / "probe.json").read_text())["tensors_sha256"]
+    combined = table["combined"]
+    assert combined["probe_sha256"] == sha
+    assert [p["effort"] for p in combined["points"]] == [p["effort"] for p in points]
+    rows = length["combined_test"]
+    assert [r["effort"] for r in rows] == [p["effort"] for p in points]
+    tokens = [r["combined_thinking_tokens"] for r in rows]
+    assert all(0 <= t <= 450 for t in tokens)
+    assert "Effort as one policy" in (out / "report.md").read_text()
 
 
 def test_serve_uses_the_calibration_with_no_flag(model, tmp_path):

@@ -9,11 +9,12 @@ from transformers import AutoTokenizer
 
 from tests.server.test_lynx_plan import POINTS
 from thinkctl.errors import InvalidRequest
+from thinkctl.probes.effort_table import CombinedPoint
 from thinkctl.probes.model_folder import Conventions, ThinkTokens
 from thinkctl.server.config import ServerConfig
 from thinkctl.server.effort import EffortMap
 from thinkctl.server.model_info import ModelInfo
-from thinkctl.server.plan import plan
+from thinkctl.server.plan import effort_card, effort_policy, plan
 from thinkctl.server.probe_config import ProbeConfig
 from thinkctl.server.protocol import ChatCompletionRequest
 
@@ -70,6 +71,65 @@ def test_per_query_effort_asked_for_where_it_cannot_be_given_is_a_400(served, wh
         config = dataclasses.replace(config, effort=EffortMap())
     else:
         config = dataclasses.replace(config, probe=ProbeConfig("probe", 0.05, POINTS, {}))
+    # With a probe, per-query effort is there unless LYNX is asked for too.
+    lynx = {"lynx": True} if where == "lynx" else {}
     with pytest.raises(InvalidRequest) as err:
-        budget_of(config, info, thinkctl={"effort": 0.5, "effort_policy": "query"})
+        budget_of(config, info, thinkctl={"effort": 0.5, "effort_policy": "query", **lynx})
     assert err.value.param == "thinkctl.effort_policy"
+
+
+SHA = "ab" * 32
+COMBINED = (CombinedPoint(0.25, 0.9, 0.01, 0.3, None), CombinedPoint(0.5, 0.8, 0.02, 0.5, None),
+            CombinedPoint(0.75, None, None, None, 60))  # fmt: skip
+
+
+def _combined(config, sha=SHA):
+    effort = dataclasses.replace(config.effort, combined=COMBINED, combined_probe=SHA)
+    probe = ProbeConfig("probe", 0.05, POINTS, {}, sha256=sha)
+    return dataclasses.replace(config, effort=effort, probe=probe)
+
+
+def spec_of(config, info, **body):
+    req = ChatCompletionRequest(model="testbed", messages=[{"role": "user", "content": "x"}],
+                                **body)  # fmt: skip
+    return plan(req, info, config).spec
+
+
+def test_combined_effort_exits_by_the_probe_and_caps_by_the_per_query_budget(served):
+    config, info = served
+    config = _combined(config)
+    assert effort_policy(config) == "combined"
+    spec = spec_of(config, info, reasoning_effort="medium")
+    point = config.effort.query_budget(0.5)
+    assert spec.lynx.threshold == 0.8 and spec.lynx.max_accuracy_loss == 0.02
+    assert spec.budget.query.budgets == list(point.budgets)
+    assert spec.budget.max == max(point.budgets)
+    spec = spec_of(config, info, thinkctl={"effort": 0.7})  # nearest: 0.75, a cap alone
+    assert spec.lynx is None and spec.budget.query is None and spec.budget.max == 60
+    levels = effort_card(config)["levels"]
+    assert levels["low"]["combined"] == COMBINED[0].as_json()
+    assert levels["medium"]["combined"]["query_effort"] == 0.5
+
+
+@pytest.mark.parametrize("body,lynx,query", [
+    ({"thinkctl": {"effort": 0.5, "lynx": False}}, False, True),
+    ({"thinkctl": {"effort": 0.5, "effort_policy": "query"}}, False, True),
+    ({"thinkctl": {"effort": 0.5, "effort_policy": "global"}}, False, False),
+    ({"thinkctl": {"effort": 0.5, "lynx": True}}, True, False),  # the probe's own point
+])  # fmt: skip
+def test_lynx_and_effort_policy_still_override_the_combined_effort(served, body, lynx, query):
+    config, info = served
+    spec = spec_of(_combined(config), info, **body)
+    assert (spec.lynx is not None) == lynx
+    assert (spec.budget is not None and spec.budget.query is not None) == query
+    if lynx:  # the probe's own point at 0.5: delta 0.01
+        assert spec.lynx.delta == 0.01 and spec.lynx.threshold is None
+
+
+def test_combined_points_fitted_with_another_probe_are_not_used(served):
+    config, info = served
+    config = _combined(config, sha="cd" * 32)
+    assert effort_policy(config) == "lynx"
+    spec = spec_of(config, info, reasoning_effort="medium")
+    assert spec.budget is None or spec.budget.query is None  # the probe's effort points
+    assert "lynx" in effort_card(config)["levels"]["medium"]
