@@ -15,8 +15,11 @@
    length predictor, effort is per query (`query_budget`: the engine sets each query's
    budget from its prompt at prefill) unless `thinkctl.effort_policy` is "global". On a
    server with a probe, an effort maps through the probe's calibrated points to (delta,
-   cap, exit floor) instead, unless `thinkctl.lynx` is false or an explicit budget is given;
-   `thinkctl.lynx` (true or options) turns LYNX on by itself.
+   cap, exit floor) instead, unless `thinkctl.lynx` is false, `effort_policy` is named or
+   an explicit budget is given; `thinkctl.lynx` (true or options) turns LYNX on by itself.
+   Where the effort table holds combined points fitted with the served probe, effort is
+   that pair of a LYNX exit and a per-query budget (`_combined`) unless the request
+   overrides it.
 4. **The prompt**: messages through the model's chat template, with `reasoning_effort`
    and `enable_thinking` as template variables (as vLLM passes them) under the client's
    `chat_template_kwargs`.
