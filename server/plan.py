@@ -305,11 +305,16 @@ def _effort_budget(req: ChatCompletionRequest, config: ServerConfig) -> int | No
     return None
 
 
+def _prompted(config: ServerConfig) -> bool:
+    """Whether the preset's length prompt (L1) states the budget in the prompt, before a
+    per-query budget, which the engine sets from the prompt's own features, is known."""
+    return config.preset is not None and config.preset.entry.length_prompt is not None
+
+
 def effort_policy(config: ServerConfig) -> str:
     """What a request's effort goes through on this server by default (`decide_effort`)."""
     probe, effort = config.probe, config.effort
-    prompted = config.preset is not None and config.preset.entry.length_prompt is not None
-    if probe is not None and not prompted and effort.combined_for(probe.sha256):
+    if probe is not None and not _prompted(config) and effort.combined_for(probe.sha256):
         return "combined"
     if probe is not None:
         return "lynx"
@@ -331,15 +336,12 @@ def effort_card(config: ServerConfig) -> dict:
             for k, v in level_budgets(config).items()
         },
     }
-    if effort.per_query:  # the global cap above stays available as effort_policy "global"
-        for level in card["levels"].values():
-            e = level["effort"]
-            if e is not None and 0 < e < 1:
-                level["per_query"] = effort.query_budget(e).as_json()
     for level in card["levels"].values():
         e = level["effort"]
         if e is None or not 0 < e < 1:
             continue
+        if effort.per_query:  # the global cap above stays available as effort_policy "global"
+            level["per_query"] = effort.query_budget(e).as_json()
         if policy == "combined":  # what the level does unless a request overrides it
             level["combined"] = effort.combined_point(e).as_json()
         elif policy == "lynx":
@@ -358,9 +360,7 @@ def _query_budget(
     request names no budget and does not ask for the global cap (`effort_policy`). Asked
     for where it cannot be given (no length predictor; effort through LYNX): a 400."""
     policy = req.thinkctl.effort_policy if req.thinkctl else None
-    # A preset's length prompt (L1) states one budget in the prompt, before the per-query
-    # budget, which the engine sets from the prompt's own features, could be known.
-    prompted = config.preset is not None and config.preset.entry.length_prompt is not None
+    prompted = _prompted(config)
     if policy == "query" and (lynx or prompted or not config.effort.per_query):
         why = ("effort goes through the LYNX probe here; send \"lynx\": false" if lynx
                else "the preset's length prompt names one budget for every query" if prompted
@@ -385,15 +385,12 @@ def _combined(
     with the served probe and the request names effort and nothing that overrides it
     (`lynx`, `effort_policy`, a budget, a length prompt; efforts 0 and 1 mean no thinking
     and no control: the probe's table)."""
-    probe = config.probe
-    if probe is None or explicit is not None or effort is None or not 0 < effort < 1:
+    if effort_policy(config) != "combined":
+        return None
+    if explicit is not None or effort is None or not 0 < effort < 1:
         return None
     opts = req.thinkctl
     if opts is not None and (opts.lynx is not None or opts.effort_policy is not None):
-        return None
-    if config.preset is not None and config.preset.entry.length_prompt is not None:
-        return None
-    if not config.effort.combined_for(probe.sha256):
         return None
     c = config.effort.combined_point(effort)
     query = None if c.query_effort is None else config.effort.query_budget(c.query_effort)
