@@ -21,12 +21,13 @@ on that trace; traces without one keep their full length and their own correctne
 
 LYNX settings: `lynx:D` (delta D), `lynx_risk:E` (at most E accuracy lost against natural
 thinking, the probe's answer-level guarantee) and `lynx_effort:LEVEL` (effort through the
-probe's calibrated table); the server is then started with `--probe` (the model folder's
-`probe/` unless `--probe` says otherwise). `effort:*` settings always mean the global
-budget table (they send `"lynx": false` and `"effort_policy": "global"`), so the same name
-means the same thing on any server. `effort_combined:LEVEL` sends the effort alone, the
-server's default: effort as one policy of the probe's exit and the per-query budget
-(calibration/combined.py); the run stops unless the server says that is its policy.
+probe's calibrated table); the server then serves the probe it finds in the model's
+calibration folder, or `--probe`; without such settings it runs with `--no-probe`.
+`effort:*` settings always mean the global budget table (they send `"lynx": false` and
+`"effort_policy": "global"`), so the same name means the same thing on any server.
+`effort_combined:LEVEL` sends the effort alone, the server's default: effort as one
+policy of the probe's exit and the per-query budget (calibration/combined.py); the run
+stops unless the server says that is its policy.
 """
 
 from __future__ import annotations
@@ -278,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--no-oracle", action="store_true")
-    p.add_argument("--probe", type=Path, help="LYNX probe for the server (default: MODEL/probe)")
+    p.add_argument("--probe", type=Path, help="LYNX probe for the server (default: the one "
+                   "serve finds in the model's calibration folder)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
     if args.data is None:
@@ -292,9 +294,11 @@ def main(argv: list[str] | None = None) -> None:
     proc = None
     url = args.base_url
     if url is None:
-        extra = []
+        # Settings without the probe are measured without it; the others serve --probe, else
+        # the one serve finds in the model's calibration folder.
+        extra = ["--no-probe"]
         if any(s.startswith(("lynx", "effort_combined")) for s in args.settings or ()):
-            extra = ["--probe", str(args.probe or resolve(args.model).folder / "probe")]
+            extra = ["--probe", str(args.probe)] if args.probe else []
         # vLLM's default (compiled) mode, as `thinkctl serve` runs and the probe was calibrated.
         proc, url = start_server(args.model, args.out / "serve.log", extra, eager=False)
 

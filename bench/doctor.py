@@ -1,4 +1,4 @@
-"""`thinkctl doctor --model M [--probe DIR]`: proof, on the machine it runs on, that
+"""`thinkctl doctor --model M [--probe DIR | --no-probe]`: proof, on the machine it runs on, that
 thinkctl's control works there. It prints, and exits non-zero if any check fails:
 
 1. the engine: vLLM's version, the model runner (engine/runner.py), the device, vLLM's
@@ -8,7 +8,8 @@ thinkctl's control works there. It prints, and exits non-zero if any check fails
    1, 4 and 16, so both full and piecewise CUDA-graph sizes on a GPU) against an eager
    reference forward of the same tokens in transformers, with the largest difference;
 3. control, through a real `thinkctl serve` on the same flags: a budget exit, a TS step
-   and (with a probe) a LYNX exit fire, with their traces;
+   and (with a probe: the one serve finds in the model's calibration folder, unless
+   `--probe` or `--no-probe` says otherwise) a LYNX exit fire, with their traces;
 4. the control's cost: the same server's time per decode step with control against
    without it (budget and TS on every row, fixed lengths, requests in parallel).
 
@@ -35,6 +36,7 @@ import httpx
 from thinkctl.bench.server_process import start_server, stop_server
 from thinkctl.errors import CommandError
 from thinkctl.models import embedded, resolve
+from thinkctl.probes import model_folder
 
 BATCH_SIZES = (1, 4, 16)
 CAPTURE_TOKENS = 24
@@ -179,8 +181,7 @@ def _ask(client: httpx.Client, model: str, prompt: str, **body: Any) -> dict:
     return r.json()["choices"][0]
 
 
-def check_control(report: Report, client: httpx.Client, model: str, prompts: list[str],
-                  probe: bool) -> None:  # fmt: skip
+def check_control(report: Report, client: httpx.Client, model: str, prompts: list[str]) -> None:
     prompt = prompts[0]
     trace = _ask(client, model, prompt, thinkctl={"max_thinking_tokens": 8})["thinkctl"]
     report.check("budget exit", trace["exit_reason"] == "budget"
@@ -195,9 +196,11 @@ def check_control(report: Report, client: httpx.Client, model: str, prompts: lis
             break
     report.check("TS step", bool(ts), exit_reason=trace["exit_reason"], ts_events=len(ts),
                  trace=trace)  # fmt: skip
-    if not probe:
-        return
     card = client.get("/v1/models").json()["data"][0]["thinkctl"]["lynx"]
+    if card is None:  # serving without a probe
+        return
+    report.facts["probe"] = {"path": card["path"], "source": card["source"]}
+    print(f"  probe: {card['path']} (from {card['source']})", flush=True)
     loss = max(p["epsilon"] for p in card["risk"] if p["threshold"] is not None)
     exits, scored = 0, 0
     for p in prompts:
@@ -247,7 +250,9 @@ def _engine_kwargs(flags: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="thinkctl doctor", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="testbed", help="name, folder or hub id")
-    parser.add_argument("--probe", help="a LYNX probe folder to check capture and exits with")
+    parser.add_argument("--probe", help="a LYNX probe folder to check capture and exits with "
+                        "(default: the one serve finds in the calibration folder)")  # fmt: skip
+    parser.add_argument("--no-probe", action="store_true", help="check serving without one")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args, flags = parser.parse_known_args(argv)
     target = resolve.resolve(args.model)
@@ -257,10 +262,12 @@ def main(argv: list[str] | None = None) -> None:
 
     report.facts["runner"] = runner.choose()
     layers: tuple[int, ...]
-    if args.probe:
+    # The probe serve will use (serve finds the calibration folder's itself).
+    probe = args.probe or (None if args.no_probe else model_folder.probe_dir(folder))
+    if probe:
         from thinkctl.probes.artifact import ProbeArtifact
 
-        layers = tuple(ProbeArtifact.load(args.probe).meta.features.layers)
+        layers = tuple(ProbeArtifact.load(probe).meta.features.layers)
     else:
         from transformers import AutoConfig
 
@@ -276,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
           ("dtype", "enforce_eager", "compilation_mode", "cudagraph_mode")
           if k in report.facts), flush=True)  # fmt: skip
     prompts = _texts(name, 4)
-    serve_args = [*(["--probe", args.probe] if args.probe else []), *flags]
+    given = ["--probe", args.probe] if args.probe else ["--no-probe"] if args.no_probe else []
+    serve_args = [*given, *flags]
     with tempfile.TemporaryDirectory() as tmp:
         try:
             proc, url = start_server(args.model, Path(tmp) / "serve.log", serve_args,
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             with httpx.Client(base_url=url, timeout=300) as client:
                 served = client.get("/v1/models").json()["data"][0]["id"]
-                check_control(report, client, served, prompts, bool(args.probe))
+                check_control(report, client, served, prompts)
                 measure_cost(report, client, served, prompts[0])
         finally:
             stop_server(proc)

@@ -234,7 +234,7 @@ def _start(kind: str, model: str, probe: str, log: Path) -> tuple[subprocess.Pop
     if kind == "vllm":
         return start_vllm(model, "testbed", log, ENGINE_ARGS, SERVER_ENV, eager=False)
     extra = [*ENGINE_ARGS, "--served-model-name", "testbed",
-             *(["--probe", probe] if kind == "probe" else [])]  # fmt: skip
+             *(["--probe", probe] if kind == "probe" else ["--no-probe"])]  # fmt: skip
     return start_server(model, log, extra, SERVER_ENV, eager=False)
 
 

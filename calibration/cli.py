@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         data = dataclasses.replace(data, questions=data.questions[: args.limit])
     folder = args.calibration or model_folder.calibration_dir(model)
-    args.out = args.out or folder / "probe"
+    args.out = args.out or folder / model_folder.PROBE_DIR
     args.out.mkdir(parents=True, exist_ok=True)
 
     def make_generator() -> traces.Generator:

@@ -31,7 +31,8 @@ ANSWER_INDUCER = "\nFinal Answer:"
 WAIT_STRING = "Wait"
 SETTINGS_FILE = "thinkctl.json"
 # What `thinkctl calibrate` leaves for `serve`, inside a calibration folder.
-CALIBRATION_FILES = ("effort.json", "probe")
+PROBE_DIR = "probe"
+CALIBRATION_FILES = ("effort.json", PROBE_DIR)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,13 @@ def calibration_dir(model: str | Path, explicit: str | Path | None = None) -> Pa
             return folder
         model = str(folder.resolve()).strip("/")
     return cache_root() / "calibration" / str(model).replace("/", "--")
+
+
+def probe_dir(model: str | Path, calibration: str | Path | None = None) -> Path | None:
+    """The LYNX probe `calibrate` left in the model's calibration folder, which `serve`,
+    `bench` and `doctor` use with no flag; None when there is none."""
+    folder = calibration_dir(model, calibration) / PROBE_DIR
+    return folder if (folder / "probe.json").is_file() else None  # probes/artifact.META_FILE
 
 
 def read_settings(model: str | Path) -> dict[str, str]:

@@ -117,9 +117,12 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
         "--probe",
         type=Path,
         help="LYNX probe folder (from `thinkctl calibrate`): enables `thinkctl.lynx` and "
-        "effort through the probe. Its hidden-state hooks run in compiled graphs too; "
-        "vLLM's compile cache is off for this engine.",
+        "effort through the probe. Default: the calibration folder's probe/, where "
+        "calibrate writes it. Its hidden-state hooks run in compiled graphs too; vLLM's "
+        "compile cache is off for this engine.",
     )
+    g.add_argument("--no-probe", action="store_true",
+                   help="Serve without the probe the calibration folder holds.")  # fmt: skip
     g.add_argument(
         "--calibration",
         type=Path,
@@ -183,8 +186,19 @@ def _tokenizer(args: argparse.Namespace, model: str):
     return _load_tokenizer(args.tokenizer or model, bool(args.trust_remote_code))
 
 
+def _probe(args: argparse.Namespace, model: str, conv: Conventions) -> ProbeConfig | None:
+    """The probe to serve: --probe, else the one the calibration folder holds (unless
+    --no-probe)."""
+    if args.probe is not None and args.no_probe:
+        raise CommandError("--probe and --no-probe contradict each other")
+    if args.probe is not None:
+        return _load_probe(args.probe, args, model, conv, "--probe")
+    found = None if args.no_probe else model_folder.probe_dir(model, args.calibration)
+    return found and _load_probe(found, args, model, conv, "the calibration folder")
+
+
 def _load_probe(
-    folder: Path, args: argparse.Namespace, model: str, conv: Conventions
+    folder: Path, args: argparse.Namespace, model: str, conv: Conventions, source: str
 ) -> ProbeConfig:
     """The probe, checked against the model and the exit sequence this server forces,
     before the engine starts (a clear refusal)."""
@@ -201,11 +215,13 @@ def _load_probe(
         artifact.check_model(model_facts(hf, tok))
         artifact.check_exit(model_folder.ThinkTokens.of(conv, tok).close())
     except ProbeError as exc:
-        raise CommandError(f"refusing probe {str(folder)!r} for {model!r}: {exc}") from exc
-    probe = ProbeConfig.from_artifact(str(folder.resolve()), artifact)
+        opt_out = "" if source == "--probe" else "; --no-probe serves without it"
+        raise CommandError(f"refusing probe {str(folder)!r} (from {source}) for {model!r}: "
+                           f"{exc}{opt_out}") from exc  # fmt: skip
+    probe = ProbeConfig.from_artifact(str(folder.resolve()), artifact, source)
     training = artifact.meta.training
-    log.info("LYNX probe: %s (made on %s, %s labels, temperature %s)", probe.path,
-             training.get("data", "?"), training.get("labels", "gold"),
+    log.info("LYNX probe: %s, from %s (made on %s, %s labels, temperature %s)", probe.path,
+             source, training.get("data", "?"), training.get("labels", "gold"),
              training.get("temperature", "?"))  # fmt: skip
     return probe
 
@@ -349,7 +365,7 @@ def serve(args: argparse.Namespace) -> None:
     preset = Preset(target.entry, not args.no_preset_instruction) if target.entry else None
     args.model = model
     conv = conventions(args, model, preset)
-    probe = _load_probe(args.probe, args, model, conv) if args.probe else None
+    probe = _probe(args, model, conv)
     if not args.served_model_name:
         args.served_model_name = [name]
     config = ServerConfig(

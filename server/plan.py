@@ -415,8 +415,8 @@ def _lynx(
     if probe is None:
         if asked is not None:
             raise InvalidRequest(
-                "thinkctl.lynx needs a server started with --probe DIR (thinkctl calibrate "
-                "makes one).",
+                "thinkctl.lynx needs a probe, and this server has none: thinkctl calibrate "
+                "writes one where serve finds it, or start serve with --probe DIR.",
                 "thinkctl.lynx",
             )
         return None

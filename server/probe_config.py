@@ -22,13 +22,16 @@ class ProbeConfig:
     risk: tuple[RiskPoint, ...] = ()  # increasing in epsilon
     sha256: str | None = None  # of its tensors: what a combined effort table names
     made: dict[str, Any] | None = None  # what it was made with (its training record)
+    source: str = "--probe"  # or "the calibration folder", where serve found it by itself
 
     @classmethod
-    def from_artifact(cls, path: str, artifact: ProbeArtifact) -> ProbeConfig:
+    def from_artifact(
+        cls, path: str, artifact: ProbeArtifact, source: str = "--probe"
+    ) -> ProbeConfig:
         points = tuple(sorted(artifact.meta.effort, key=lambda p: p.effort))
         risk = tuple(sorted(artifact.meta.risk, key=lambda p: p.epsilon))
         return cls(path, artifact.meta.default_delta, points, artifact.summary(), risk,
-                   artifact.meta.tensors_sha256, artifact.meta.training)  # fmt: skip
+                   artifact.meta.tensors_sha256, artifact.meta.training, source)  # fmt: skip
 
     def for_accuracy_loss(self, epsilon: float) -> RiskPoint | None:
         """The calibrated point of the largest epsilon not above the one asked for (its
@@ -44,6 +47,6 @@ class ProbeConfig:
 
     def describe(self) -> dict[str, Any]:
         """What /v1/models shows."""
-        return {"path": self.path, "made_with": self.made,
+        return {"path": self.path, "source": self.source, "made_with": self.made,
                 **self.summary, "effort": [p.model_dump() for p in self.points],
                 "risk": [p.model_dump() for p in self.risk]}  # fmt: skip

@@ -128,7 +128,7 @@ class StreamOptions(BaseModel):
 
 
 class LynxOptions(BaseModel):
-    """LYNX early exit at cue words (needs a server started with --probe)."""
+    """LYNX early exit at cue words (needs a server with a probe)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -47,7 +47,7 @@ class Server:
 
 
 def _start(
-    log: Path, extra_args: list[str], env: dict[str, str], eager: bool = True
+    log: Path, extra_args: list[str], env: dict[str, str], eager: bool = True, probe: bool = False
 ) -> tuple[subprocess.Popen, str]:
     args = [
         # A small step budget puts every prompt (30-40 tokens) through chunked prefill,
@@ -55,6 +55,9 @@ def _start(
         "--max-num-batched-tokens", "32",
         "--max-num-seqs", "32",
         "--kv-cache-memory-bytes", str(1 << 30),
+        # The shared servers are the probe-less server; `probe` serves the one the testbed's
+        # calibration folder holds, found as serve finds it.
+        *([] if probe else ["--no-probe"]),
         *extra_args,
     ]  # fmt: skip
     try:
@@ -78,11 +81,13 @@ def running_server(
     extra_args: list[str],
     env: dict[str, str],
     eager: bool = True,
+    probe: bool = False,
 ) -> Iterator[Server]:
     """A server of its own for a fixture, its log in a fresh temporary folder `name`;
-    `eager` (--enforce-eager) skips vLLM's compilation, which adds ~30 s to a start."""
+    `eager` (--enforce-eager) skips vLLM's compilation, which adds ~30 s to a start;
+    `probe` serves the testbed's probe, else --no-probe."""
     log = factory.mktemp(name) / "serve.log"
-    proc, url = _start(log, extra_args, env, eager)
+    proc, url = _start(log, extra_args, env, eager, probe)
     try:
         yield Server(url, log)
     finally:

@@ -1,11 +1,13 @@
-"""`thinkctl doctor` on this machine (CPU): the testbed, and testbed-r1 with its shipped
-probe; every check passes, and the report says what was checked."""
+"""`thinkctl doctor` on this machine (CPU): the testbed without a probe, and testbed-r1
+with the shipped probe serve finds; every check passes, and the report says what was
+checked."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,17 +25,22 @@ def doctor(tmp_path, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
-def test_the_doctor_passes_on_the_testbed(tmp_path):
-    report = doctor(tmp_path, "--model", "testbed")
+def test_the_doctor_passes_on_the_testbed_without_a_probe(tmp_path):
+    report = doctor(tmp_path, "--model", "testbed", "--no-probe")
     names = [c["check"] for c in report["checks"]]
     assert names == ["capture at batch size 1", "capture at batch size 4",
                      "capture at batch size 16", "budget exit", "TS step"]  # fmt: skip
-    assert report["ok"] and report["facts"]["runner"] == "v1"
+    assert report["ok"] and report["facts"]["runner"] == "v1" and "probe" not in report["facts"]
     assert report["facts"]["control_cost"]["ratio"] > 0
 
 
-def test_the_doctor_passes_on_testbed_r1_with_its_probe(tmp_path):
-    probe = embedded.shipped_folder("testbed-r1") / "probe"
-    report = doctor(tmp_path, "--model", "testbed-r1", "--probe", str(probe))
+def test_the_doctor_passes_on_testbed_r1_with_the_probe_serve_finds(tmp_path):
+    """No --probe: `thinkctl serve --model testbed-r1` finds its calibration bundle's."""
+    report = doctor(tmp_path, "--model", "testbed-r1")
     lynx = next(c for c in report["checks"] if c["check"] == "LYNX exit")
     assert lynx["ok"] and lynx["exits"] > 0
+    probe = report["facts"]["probe"]
+    assert probe["source"] == "the calibration folder"
+    assert (Path(probe["path"]) / "probe.json").read_bytes() == (
+        embedded.shipped_folder("testbed-r1") / "probe" / "probe.json"
+    ).read_bytes()

@@ -80,11 +80,13 @@ def test_the_installed_wheel_serves_per_query_effort(wheel, tmp_path):
     assert where.stdout.strip().startswith(own), where.stdout  # the wheel's, not the checkout's
     proc, url = start_server("testbed", tmp_path / "serve.log", python=str(python), cwd=tmp_path)
     try:
-        card = httpx.get(f"{url}/v1/models", timeout=30).json()["data"][0]["thinkctl"]["effort"]
-        assert card["policy"] == "per_query" and card["calibration"].startswith(own)
+        card = httpx.get(f"{url}/v1/models", timeout=30).json()["data"][0]["thinkctl"]
+        # The wheel's calibration bundle, probe included, found with no flag.
+        assert card["effort"]["calibration"].startswith(own)
+        assert card["lynx"]["path"].startswith(own) and card["effort"]["policy"] == "combined"
         body = {"model": "testbed", "max_tokens": 300, "temperature": 0.6, "seed": 0,
                 "messages": [{"role": "user", "content": "compute 3 ; A + 4 ; B * 2"}],
-                "reasoning_effort": "low"}  # fmt: skip
+                "reasoning_effort": "low", "thinkctl": {"effort_policy": "query"}}  # fmt: skip
         r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
         assert r.status_code == 200, r.text
         events = r.json()["choices"][0]["thinkctl"]["events"]

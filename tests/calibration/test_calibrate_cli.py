@@ -109,24 +109,43 @@ def test_the_effort_table_and_length_predictor_are_written_beside_the_model(mode
     assert "Effort as one policy" in (out / "report.md").read_text()
 
 
-def test_serve_uses_the_calibration_with_no_flag(model, tmp_path):
+def test_serve_uses_the_calibration_with_no_flag(model, out, tmp_path):
+    """The folder calibrate has just written is served as one bundle, with no flag: the
+    probe, the effort table and the length predictor, effort meaning their combination."""
     from thinkctl.bench.server_process import start_server, stop_server
+    from thinkctl.server.effort import EffortMap
 
     proc, url = start_server(str(model), tmp_path / "serve.log")
     try:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=120)
-        card = client.models.list().data[0].model_extra["thinkctl"]["effort"]
-        assert card["calibration"] == str(model) and card["policy"] == "per_query"
+        card = client.models.list().data[0].model_extra["thinkctl"]
+        assert card["effort"]["calibration"] == str(model)
+        assert card["lynx"]["path"] == str(out.resolve())
+        assert card["lynx"]["source"] == "the calibration folder"
+        assert card["effort"]["policy"] == "combined"
         prompt = tasks.held_out("test")[0].prompt()
-        r = client.chat.completions.create(
-            model=str(model), messages=[{"role": "user", "content": prompt}], max_tokens=450,
-            extra_body={"thinkctl": {"effort": 0.7}},
-        )  # fmt: skip
-        (event,) = [e for e in r.choices[0].model_extra["thinkctl"]["events"]
-                    if e["reason"] == "query_budget"]  # fmt: skip
+
+        def trace(**ctl) -> dict:
+            r = client.chat.completions.create(
+                model=str(model), messages=[{"role": "user", "content": prompt}],
+                max_tokens=450, extra_body={"thinkctl": {"effort": 0.7, **ctl}},
+            )  # fmt: skip
+            return r.choices[0].model_extra["thinkctl"]
+
+        # Per-query budgets stay available by name.
+        got = trace(effort_policy="query")
+        (event,) = [e for e in got["events"] if e["reason"] == "query_budget"]
         assert event["effort"] == 0.7 and event["predicted_natural_tokens"] > 0
-        assert r.choices[0].model_extra["thinkctl"]["thinking_tokens"] <= event[
-            "max_thinking_tokens"]  # fmt: skip
+        assert got["thinking_tokens"] <= event["max_thinking_tokens"]
+        # Effort alone is the combined point the table holds for it.
+        point = EffortMap.load(model).combined_point(0.7)
+        got = trace()
+        budgets = [e for e in got["events"] if e["reason"] == "query_budget"]
+        assert len(budgets) == (point.query_effort is not None)
+        if point.cap is not None:
+            assert got["thinking_tokens"] <= point.cap
+        if got["exit_reason"] == "lynx":
+            assert point.threshold is not None
     finally:
         stop_server(proc)
 

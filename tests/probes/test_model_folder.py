@@ -104,6 +104,13 @@ def test_a_calibration_is_found_by_hub_id_in_the_cache_or_in_the_model_folder(
     (where / EFFORT_FILE).write_text(json.dumps(fit([40, 80, 120])))
     found = EffortMap.load("org/some-model")
     assert found.calibrated and found.source == str(where) and found.natural_mean == 80.0
+    # The probe beside it, once calibrate has written one (a folder without probe.json is
+    # no probe: an interrupted run leaves only its trace shards there).
+    assert model_folder.probe_dir("org/some-model") is None
+    (where / "probe" / "work").mkdir(parents=True)
+    assert model_folder.probe_dir("org/some-model") is None
+    (where / "probe" / "probe.json").write_text("{}")
+    assert model_folder.probe_dir("org/some-model") == where / "probe"
     # A writable model folder holds its own; an explicit folder wins over both.
     folder = tmp_path / "model"
     folder.mkdir()

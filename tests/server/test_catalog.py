@@ -46,6 +46,7 @@ def copy_client(tmp_path_factory) -> Iterator[openai.OpenAI]:
     the preset's prefilled </think> is a real end of thinking for it."""
     log = tmp_path_factory.mktemp("copy") / "serve.log"
     args = ["--preset", ADAPTTHINK, "--served-model-name", "copy",
+            "--no-probe",  # a downloaded copy carries no probe
             "--kv-cache-memory-bytes", str(1 << 30)]  # fmt: skip
     try:
         proc, url = start_server(str(embedded.testbed_folder()), log, args)

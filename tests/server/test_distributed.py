@@ -25,7 +25,7 @@ PROBE = TESTBED / "probe"
 LAYOUTS = {
     "tp2": (["--tensor-parallel-size", "2", "--probe", str(PROBE)],
             {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}),
-    "dp2": (["--data-parallel-size", "2"], {}),
+    "dp2": (["--data-parallel-size", "2", "--no-probe"], {}),
 }  # fmt: skip
 
 

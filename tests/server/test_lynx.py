@@ -23,7 +23,8 @@ N = 24  # problems per comparison
 @pytest.fixture(scope="module")
 def lynx_server(tmp_path_factory) -> Iterator[Server]:
     # vLLM's default mode, compiled: the probe's hooks must run inside the compiled graph.
-    with running_server(tmp_path_factory, "lynx", ["--probe", str(PROBE)], {}, eager=False) as s:
+    # No --probe: serve finds the testbed's in its calibration folder (the model folder).
+    with running_server(tmp_path_factory, "lynx", [], {}, eager=False, probe=True) as s:
         yield s
 
 
@@ -82,13 +83,13 @@ def test_a_delta_below_the_calibration_floor_never_exits(lclient):
         assert all(e["reason"] == "probe" for e in trace["events"])
 
 
-def test_effort_maps_through_the_probe(lclient, lynx_server):
+def test_effort_maps_through_the_probe_when_lynx_is_asked(lclient, lynx_server):
     artifact = ProbeArtifact.load(PROBE)
     point = point_for_effort(artifact.meta.effort, 0.75)  # "high"
     assert point.threshold is not None  # the shipped map puts a score threshold there
     problem = [p for p in problems(40) if p.difficulty == 5][0]
     before = lynx_server.metric("thinkctl_probe_evaluations_total")
-    c = ask(lclient, problem.prompt(), reasoning_effort="high", seed=1)
+    c = ask(lclient, problem.prompt(), {"lynx": True}, reasoning_effort="high", seed=1)
     trace = c.model_extra["thinkctl"]
     assert "lynx" in trace["controllers"]
     scored = [e for e in trace["events"] if e["controller"] == "lynx"]
@@ -98,6 +99,23 @@ def test_effort_maps_through_the_probe(lclient, lynx_server):
     assert lynx_server.metric("thinkctl_probe_evaluations_total") > before
     off = ask(lclient, problem.prompt(), {"lynx": False}, reasoning_effort="high", seed=1)
     assert "lynx" not in off.model_extra["thinkctl"]["controllers"]
+
+
+def test_effort_alone_is_the_combined_point_of_the_bundle(lclient):
+    """The shipped bundle came from one calibrate run, so effort means its combined point:
+    the LYNX threshold and the budget chosen together (calibration/combined.py)."""
+    from thinkctl.server.effort import EffortMap
+
+    card = lclient.models.list().data[0].model_extra["thinkctl"]["effort"]
+    assert card["policy"] == "combined"
+    point = EffortMap.load(PROBE.parent).combined_point(0.75)  # "high"
+    assert point.threshold is not None
+    problem = [p for p in problems(40) if p.difficulty == 5][0]
+    trace = ask(lclient, problem.prompt(), reasoning_effort="high", seed=1).model_extra["thinkctl"]
+    scored = [e for e in trace["events"] if e["controller"] == "lynx"]
+    assert scored and {e["threshold"] for e in scored} == {point.threshold}
+    budgets = [e for e in trace["events"] if e["reason"] == "query_budget"]
+    assert len(budgets) == (point.query_effort is not None)
 
 
 def test_cues_short_of_the_floor_are_counted_not_scored(lclient):
@@ -149,6 +167,7 @@ def test_models_card_describes_the_probe(lclient):
     card = lclient.models.list().data[0].model_extra["thinkctl"]["lynx"]
     assert card["layers"] == [1, 2, 3, 4] and card["n_cal_class0"] >= 200
     assert card["confidence"] is True  # the shipped probe reads the confidence input
+    assert card["path"] == str(PROBE.resolve()) and card["source"] == "the calibration folder"
 
 
 def test_lynx_without_a_probe_is_a_400(client):
@@ -230,3 +249,18 @@ def test_a_bad_probe_is_refused_at_start(tmp_path, damage, message):
                         str(probe)], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode != 0
     assert "refusing probe" in r.stderr and message in r.stderr
+
+
+def test_a_found_probe_for_another_exit_sequence_is_refused_and_can_be_opted_out_of(tmp_path):
+    """The probe serve finds by itself is checked as --probe's is, and the refusal names the
+    difference and the way out."""
+    folder = tmp_path / "model"
+    shutil.copytree(ROOT / "testbed" / "model", folder, ignore=shutil.ignore_patterns("work"))
+    meta = json.loads((folder / "probe" / "probe.json").read_text())
+    meta["training"]["exit_ids"] = [1, 2, 3]
+    (folder / "probe" / "probe.json").write_text(json.dumps(meta))
+    r = subprocess.run([sys.executable, "-m", "thinkctl", "serve", "--model", str(folder)],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode != 0
+    assert "refusing probe" in r.stderr and "from the calibration folder" in r.stderr
+    assert "exit sequence [1, 2, 3]" in r.stderr and "--no-probe" in r.stderr

@@ -88,6 +88,7 @@ def preset(request, tmp_path_factory):
     folder = str(embedded.ensure(MODEL))
     log = tmp_path_factory.mktemp("testbed-r1-preset") / "serve.log"
     args = ["--preset", request.param, "--served-model-name", "copy",
+            "--no-probe",  # a downloaded copy carries no probe
             "--kv-cache-memory-bytes", str(1 << 30)]  # fmt: skip
     with openai_server(folder, log, args) as client:
         yield load().find(request.param), client, AutoTokenizer.from_pretrained(folder)
