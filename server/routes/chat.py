@@ -122,8 +122,8 @@ async def _sse(
             sent_role = True
             for r in roles():
                 yield r
-        if (d.reasoning or d.content or d.finish_reason is not None or req.return_token_ids
-                or d.logprobs):  # fmt: skip
+        if (d.reasoning or d.content or d.tool_calls or d.finish_reason is not None
+                or req.return_token_ids or d.logprobs):  # fmt: skip
             yield chunk(from_delta(d, gen, req, field))  # a delimiter alone sends nothing
     if not sent_role:
         for r in roles():

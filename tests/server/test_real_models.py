@@ -431,3 +431,27 @@ def test_forced_tool_calls_equal_plain_vllms(served, request, tool_choice):
     calls = [[(t.function.name, json.loads(t.function.arguments)) for t in c.message.tool_calls]
              for c in (a, b)]  # fmt: skip
     assert calls[0] == calls[1] and a.finish_reason == b.finish_reason
+
+
+def test_streamed_tool_calls_equal_plain_vllms(served, request):
+    """tool_choice "auto" in a stream, both servers parsing with vLLM's streaming hermes
+    parser: the same call, streamed in pieces, the same text beside it and the same
+    finish_reason. Random weights never call a tool, so a regex holds the answer to one call
+    on both (Qwen3's template closes thinking in the prompt, so it holds from the first token)."""
+    if served.case.model != "qwen3":
+        pytest.skip("the parity server serves the Qwen3 folder")
+    plain_qwen3 = request.getfixturevalue("plain_qwen3")
+    regex = CALL.replace("{", r"\{").replace("}", r"\}").replace("\n", r"\n")
+    body = {"messages": [{"role": "user", "content": "Call f."}], "tools": TOOLS,
+            "max_tokens": 64, "temperature": 0.0, "stream": True}  # fmt: skip
+    extra = {"chat_template_kwargs": {"enable_thinking": False},
+             "structured_outputs": {"regex": regex}}  # fmt: skip
+    mine = {**extra, "thinkctl": {"answer_reserve": 0}}
+    ours = _collect(served.client.chat.completions.create(model="m", **body, extra_body=mine),
+                    True)  # fmt: skip
+    theirs = _collect(plain_qwen3.chat.completions.create(model="m", **body, extra_body=extra),
+                      True)  # fmt: skip
+    assert theirs["calls"] == [{"name": "f", "arguments": '{"x": 1}'}], theirs  # the premise
+    assert theirs["pieces"] > 1 and ours["pieces"] > 1 and ours["ids_ok"], (ours, theirs)
+    for key in ("calls", "content", "reasoning", "finish"):
+        assert ours[key] == theirs[key], key
