@@ -326,12 +326,15 @@ def effort_and_length(
                             "n": int(len(tr.question)), "temperature": args.temperature,
                             "seed": args.seed}  # fmt: skip
     table["model"] = {"tokenizer_sha256": facts.tokenizer_sha256}
+    if (reserve := effort_table.answer_reserve(tr.answer_tokens)) is not None:
+        table["answer_reserve"] = reserve
     predictor.save(folder / length_predictor.SUBFOLDER)
     (folder / effort_table.EFFORT_FILE).write_text(json.dumps(table, indent=2) + "\n")
     efforts = sorted({*REPORTED_EFFORTS, *(v for v in LEVELS.values() if 0 < v < 1)})
     test = length.compare(rp, np.flatnonzero(split["test"]), pred, points, grid, tuple(efforts))
     return {"folder": str(folder), "layers": list(predictor.layers), **quality,
-            "effort_test": test, "combined_test": combined_test}  # fmt: skip
+            "effort_test": test, "combined_test": combined_test,
+            "answer_reserve": reserve}  # fmt: skip
 
 
 def _risk(tr, trace_split: dict, train_scores, p_all, args) -> tuple[list, dict, dict]:

@@ -183,7 +183,19 @@ def _length(report: dict) -> list[str]:
             f"| {r['effort']} | {r['global_accuracy']:.3f} | {r['global_thinking_tokens']:.1f} "
             f"| {r['per_query_accuracy']:.3f} | {r['per_query_thinking_tokens']:.1f} |"
         )
-    return [*lines, "", *_combined(ln.get("combined_test"))]
+    return [*lines, "", *_combined(ln.get("combined_test")), *_reserve(ln.get("answer_reserve"))]
+
+
+def _reserve(reserve: dict | None) -> list[str]:
+    if not reserve:
+        return []
+    return [
+        f"Answer reserve: **{reserve['tokens']}** tokens, the {reserve['percentile']}th "
+        f"percentile of the answer's length after natural thinking over {reserve['n']} "
+        "traces that closed thinking and stopped on their own (`serve` keeps it for the "
+        "answer when max_tokens would run out inside thinking).",
+        "",
+    ]
 
 
 def _combined(rows: list[dict] | None) -> list[str]:

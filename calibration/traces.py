@@ -42,6 +42,10 @@ class Traces:
     # Forced exits every `exit_every` thinking tokens besides the cues (`features` empty):
     # where a budget cut between cues would answer, for replaying budgets.
     grid: Events | None = None
+    # (t,) tokens of the answer after natural thinking, up to the model's own stop; -1
+    # where thinking did not close or the answer was cut by the token limit (or unknown:
+    # shards recorded before it was). What the answer reserve is sized from.
+    answer_tokens: np.ndarray | None = None
 
 
 def _label(ok: bool | None) -> int:
@@ -104,11 +108,13 @@ class Generator:
         records = self.engine.take_records()
         end = self.spec.think_end_id
         thinking, correct, closed, exits, feats, prompt_feats = [], [], [], [], [], []
+        answer = []
         natural: list[str | None] = []  # label-free: each trace's own final answer
         for i, (q, prompt, out) in enumerate(zip(questions, prompts, outs, strict=True)):
             ids = out.ids
             closed.append(end in ids)
             thinking.append(ids.index(end) if end in ids else len(ids))
+            answer.append(len(ids) - thinking[-1] - 1 if closed[-1] and out.finished else -1)
             reply = self.tok.decode(ids)
             if data.extract is not None:  # the reference is the trace itself: "correct"
                 natural.append(data.extract(reply))  # where it has an answer at all
@@ -154,6 +160,7 @@ class Generator:
             ),
             prompt_features=np.stack(prompt_feats),
             grid=events(slice(n_cues, None), np.zeros((len(exits) - n_cues, 0), np.float32)),
+            answer_tokens=np.asarray(answer, dtype=np.int64),
         )
 
     def spec_dim(self) -> int:
@@ -170,6 +177,7 @@ def save(traces: Traces, path: Path) -> None:
         "events.label": traces.events.label, "events.features": traces.events.features,
         "prompt_features": traces.prompt_features, "grid.trace": traces.grid.trace,
         "grid.position": traces.grid.position, "grid.label": traces.grid.label,
+        "answer_tokens": traces.answer_tokens,
     }  # fmt: skip
     tmp = path.with_suffix(".tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp)
@@ -190,6 +198,7 @@ def load(path: Path) -> Traces:
         a["prompt_features"],
         Events(a["grid.trace"], a["grid.position"], a["grid.label"],
                np.zeros((len(a["grid.trace"]), 0), np.float32)),
+        a.get("answer_tokens", np.full(len(a["question"]), -1, np.int64)),
     )  # fmt: skip
 
 
@@ -205,6 +214,7 @@ def concat(parts: list[Traces]) -> Traces:
         cat(lambda p: p.prompt_features),
         Events(cat(lambda p: p.grid.trace), cat(lambda p: p.grid.position),
                cat(lambda p: p.grid.label), cat(lambda p: p.grid.features)),
+        cat(lambda p: p.answer_tokens),
     )  # fmt: skip
 
 

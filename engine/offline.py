@@ -20,6 +20,7 @@ from thinkctl.probes import capture
 class Completion:
     ids: list[int]
     text: str
+    finished: bool = True  # ended on a stop (EOS, a stop token), not on max_tokens
 
 
 @contextmanager
@@ -110,7 +111,14 @@ class OfflineEngine:
         outs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params, use_tqdm=progress
         )
-        return [Completion(list(o.outputs[0].token_ids), o.outputs[0].text) for o in outs]
+        return [
+            Completion(
+                list(o.outputs[0].token_ids),
+                o.outputs[0].text,
+                o.outputs[0].finish_reason == "stop",
+            )
+            for o in outs
+        ]
 
     def greedy_ids(self, prompts: Sequence[Sequence[int]], max_tokens: int = 8) -> list[list[int]]:
         """Greedy answers (token ids) in one batch, e.g. of forced exits (probes/forced_exit.py)."""

@@ -20,6 +20,11 @@ or one cap) that caps late, `CombinedPoint`, chosen on calibration questions
 (calibration/combined.py). It names the probe it was fitted with (the checksum of its
 tensors), and holds only for that probe.
 
+**The answer reserve** (`answer_reserve`): the tokens a forced close should leave for the
+answer, the `ANSWER_PERCENTILE`th percentile of the answer's length after natural thinking
+on the calibration traces (answers after forced exits are cut at calibrate's
+--answer-tokens, so they cannot size it).
+
 Written by calibration (`thinkctl calibrate`, or `python -m thinkctl.calibration.effort` for the
 global table alone) as `effort.json` in the model's calibration folder; read by the server.
 Plain JSON, never pickle.
@@ -37,6 +42,7 @@ import numpy as np
 EFFORT_FILE = "effort.json"
 GRID_STEP = 0.05
 GRID = tuple(round(i * GRID_STEP, 2) for i in range(21))  # 0, 0.05, ..., 1
+ANSWER_PERCENTILE = 95
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,17 @@ def fit(lengths: Sequence[int], grid: Sequence[float] = GRID) -> dict:
         "points": [[e, budget_for(lengths, e)] for e in grid],
         "levels": dict(LEVELS),
     }
+
+
+def answer_reserve(answer_tokens: Sequence[int]) -> dict | None:
+    """The reserve from answer lengths (negative: unknown, skipped); None without any."""
+    known = np.asarray(answer_tokens, dtype=np.int64)
+    known = known[known >= 0]
+    if len(known) == 0:
+        return None
+    # The smallest length that at least ANSWER_PERCENTILE % of the answers fit in.
+    tokens = int(np.percentile(known, ANSWER_PERCENTILE, method="inverted_cdf"))
+    return {"tokens": tokens, "percentile": ANSWER_PERCENTILE, "n": int(len(known))}
 
 
 def read(folder: str | Path) -> dict | None:

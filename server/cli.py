@@ -81,10 +81,11 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
         "per-query length). Carried to calibrate and bench through THINKCTL_MODEL_RUNNER.",
     )  # fmt: skip
     g.add_argument(
-        "--answer-reserve", type=int, default=ANSWER_RESERVE, metavar="N",
+        "--answer-reserve", type=int, default=None, metavar="N",
         help="Tokens kept for the answer when max_tokens (from the request, the preset, the "
         "generation config or --max-completion-tokens) would run out inside thinking: a "
-        f"quarter of max_tokens, at most N (default {ANSWER_RESERVE}); a request's "
+        "quarter of max_tokens, at most N. Default: the model's calibration (a high "
+        f"percentile of its answers' length), else {ANSWER_RESERVE}. A request's "
         "thinkctl.answer_reserve overrides it, 0 turns it off.",
     )  # fmt: skip
     g.add_argument(
@@ -394,6 +395,9 @@ def serve(args: argparse.Namespace) -> None:
         tool_call_parser=args.tool_call_parser,
     )
     _log_effort(config)
+    from thinkctl.server.plan import answer_reserve
+
+    log.info("Answer reserve: at most %s tokens (%s)", *answer_reserve(config))
     if args.enable_auto_tool_choice and not args.tool_call_parser:
         raise CommandError("--enable-auto-tool-choice needs --tool-call-parser")
     if args.tool_call_parser:

@@ -14,6 +14,8 @@ from thinkctl.server.effort import EffortMap
 from thinkctl.server.limits import Limits
 from thinkctl.server.probe_config import ProbeConfig
 
+# The answer reserve's size without --answer-reserve or a calibrated one: room for an
+# R1-style summary after a forced close.
 ANSWER_RESERVE = 256
 
 
@@ -36,9 +38,9 @@ class ServerConfig:
     # The model's catalogue preset (models/): effort -> its own length/mode mechanism,
     # sampling defaults, the recommended instruction. None: requests pass through as sent.
     preset: Preset | None = None
-    # The answer reserve's largest default size (server/plan.py `_reserve`): room for an
-    # R1-style summary after a forced close.
-    answer_reserve: int = ANSWER_RESERVE
+    # --answer-reserve: the answer reserve's largest default size (server/plan.py
+    # `answer_reserve`); None: the calibration's, else ANSWER_RESERVE.
+    answer_reserve: int | None = None
     # max_tokens for requests that set none (a preset's recommendation); None: the room left
     # in the context.
     default_max_tokens: int | None = None

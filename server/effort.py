@@ -34,6 +34,7 @@ class EffortMap:
     # Effort as one policy of a probe and a budget, and the checksum of that probe.
     combined: tuple[CombinedPoint, ...] = ()
     combined_probe: str | None = None
+    answer_reserve: int | None = None  # tokens for the answer after a forced close, if sized
 
     @property
     def length_dir(self) -> str | None:
@@ -89,4 +90,5 @@ class EffortMap:
         return cls(points, table.get("natural_mean_thinking_tokens"), fractions, str(folder),
                    table.get("model", {}).get("tokenizer_sha256"), query,
                    predictor.layers if query else (),
-                   table.get("calibration", {}).get("command"), combined, probe)  # fmt: skip
+                   table.get("calibration", {}).get("command"), combined, probe,
+                   (table.get("answer_reserve") or {}).get("tokens"))  # fmt: skip

@@ -36,7 +36,7 @@ from thinkctl.server import metrics
 from thinkctl.server.logprobs import chat_logprobs
 from thinkctl.server.model_info import ModelInfo
 from thinkctl.server.plan import Plan
-from thinkctl.server.replies import ControlEventOut, ControlTrace, StopReason
+from thinkctl.server.replies import AnswerReserveOut, ControlEventOut, ControlTrace, StopReason
 from thinkctl.server.side_probe import SideProber, Trial
 from thinkctl.server.stop_strings import StopStrings
 from thinkctl.server.tool_calls import finish_reason, tool_calls
@@ -108,7 +108,7 @@ class Generation:
     ) -> None:  # fmt: skip
         self.engine, self.info = engine, info
         self.prompt_ids, self.spec, self.reply = plan.prompt_ids, plan.spec, plan.reply
-        self.side, self.sampling = plan.side, plan.sampling
+        self.side, self.sampling, self.reserve = plan.side, plan.sampling, plan.reserve
         if self.side is not None:  # a trial: greedy, with logprobs for DEER's confidence
             self.trial_params = engine.params(
                 {"max_tokens": self.side.answer_tokens, "temperature": 0.0, "logprobs": 0}, None
@@ -357,9 +357,14 @@ class Generation:
         forced = [_forced_count(e, n_out) for e in events]
         names = self.spec.controller_names() if self.spec else []
         names += self.side.controllers if self.side else []
-        if not any(e.reason == "answer_reserve" for e in events):
+        reserved = any(e.reason == "answer_reserve" for e in events)
+        if not reserved:
             # The answer reserve is a default safety net: named only where it acted.
             names = [n for n in names if n != "answer_reserve"]
+        extra = {}
+        if reserved and self.reserve is not None:
+            extra["answer_reserve"] = AnswerReserveOut(tokens=self.reserve.tokens,
+                                                       source=self.reserve.source)  # fmt: skip
         return ControlTrace(
             controllers=names,
             exit_reason=_exit_reason(choice, events),
@@ -367,6 +372,7 @@ class Generation:
             forced_tokens=sum(forced),
             probe_tokens=choice.side.probe_tokens if choice.side is not None else 0,
             events=[_event_out(e, k) for e, k in zip(events, forced, strict=True)],
+            **extra,
         )
 
     @property

@@ -47,7 +47,7 @@ from thinkctl.control.spec import BudgetSpec, ControlSpec, LynxSpec, QuerySpec
 from thinkctl.errors import InvalidRequest, NotFound
 from thinkctl.models.schema import EffortAction
 from thinkctl.probes.effort_table import LEVEL_TABLE, QueryBudget
-from thinkctl.server.config import ServerConfig
+from thinkctl.server.config import ANSWER_RESERVE, ServerConfig
 from thinkctl.server.model_info import ModelInfo
 from thinkctl.server.protocol import (
     ChatCompletionRequest,
@@ -83,6 +83,7 @@ class Plan:
     n: int
     reply: Reply = field(default_factory=Reply)
     side: SideProbeSpec | None = None  # DEER / Dynasor trial answers (server/generation.py)
+    reserve: Reserve | None = None  # the answer's reserve, for the trace
 
 
 def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> Plan:
@@ -102,6 +103,7 @@ def plan(req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig) -> P
         n=req.n,
         reply=_reply(req),
         side=_side_probe(req, info, grammar is not None),
+        reserve=reserve,
     )
 
 
@@ -627,27 +629,45 @@ def _grammar(
     return {"json": fmt.json_schema.schema_}
 
 
-class _Reserve(NamedTuple):
+class Reserve(NamedTuple):
     tokens: int  # kept for the answer
     of: int  # the request's max_tokens, whoever set it
+    source: str  # who sized it: "request", "flag", "calibration" or "default"
+
+
+class ReserveSize(NamedTuple):
+    tokens: int
+    source: str
+
+
+def answer_reserve(config: ServerConfig) -> ReserveSize:
+    """The answer reserve's largest size and who set it: --answer-reserve, else the
+    model's calibration (probes/effort_table.answer_reserve), else ANSWER_RESERVE."""
+    if config.answer_reserve is not None:
+        return ReserveSize(config.answer_reserve, "flag")
+    if config.effort.answer_reserve is not None:
+        return ReserveSize(config.effort.answer_reserve, "calibration")
+    return ReserveSize(ANSWER_RESERVE, "default")
 
 
 def _reserve(
     req: ChatCompletionRequest, info: ModelInfo, config: ServerConfig, max_tokens: int
-) -> _Reserve | None:
+) -> Reserve | None:
     """Tokens kept for the answer when max_tokens would run out inside thinking, whoever
     set max_tokens (the request, the preset, the generation config, --max-completion-tokens):
     the request's `thinkctl.answer_reserve`, else a quarter of max_tokens, at most
-    --answer-reserve. None where nothing set a length (only the context ends it) or the
-    request opts out with 0."""
+    `answer_reserve(config)`. None where nothing set a length (only the context ends it) or
+    the reserve is 0."""
     asked = req.thinkctl.answer_reserve if req.thinkctl else None
     named = (req.max_tokens or req.max_completion_tokens or config.default_max_tokens
              or info.sampling_defaults.get("max_tokens")
              or config.limits.max_completion_tokens)  # fmt: skip
-    if asked == 0 or not named:
+    if asked is not None:
+        return Reserve(asked, max_tokens, "request") if asked and named else None
+    most, source = answer_reserve(config)
+    if not (most and named):
         return None
-    tokens = asked if asked is not None else min(config.answer_reserve, max_tokens // 4)
-    return _Reserve(tokens, max_tokens)
+    return Reserve(min(most, max_tokens // 4), max_tokens, source)
 
 
 # --- 6. the control spec -----------------------------------------------------------------
@@ -659,7 +679,7 @@ def _control_spec(
     prompt_ids: list[int],
     effort: EffortDecision,
     grammar: bool = False,
-    reserve: _Reserve | None = None,
+    reserve: Reserve | None = None,
 ) -> ControlSpec | None:
     max_think, lynx, query = effort.max_thinking, effort.lynx, effort.query
     opts = req.thinkctl or ThinkctlOptions()
@@ -802,7 +822,7 @@ def _room_to_think(
     req: ChatCompletionRequest,
     info: ModelInfo,
     prompt_ids: list[int],
-    reserve: _Reserve | None,
+    reserve: Reserve | None,
     close: list[int],
     mode: list[int] | None,
 ) -> int | None:

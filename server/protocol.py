@@ -223,7 +223,8 @@ class ThinkctlOptions(BaseModel):
         default=None, ge=0, le=1_000_000,
         description="Tokens kept for the answer when max_tokens would run out inside "
         "thinking: thinking is closed early enough to leave them. 0 turns it off. "
-        "Default: a quarter of max_tokens, at most the server's --answer-reserve (256).",
+        "Default: a quarter of max_tokens, at most --answer-reserve, else the model's "
+        "calibrated reserve, else 256.",
     )  # fmt: skip
 
     @model_validator(mode="after")

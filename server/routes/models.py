@@ -25,6 +25,7 @@ async def list_models(request: Request) -> dict:
             "thinks": delims is not None,
             "think_delimiters": [conv.think_start, conv.think_end] if delims else None,
             "effort": plan.effort_card(cfg),
+            "answer_reserve": plan.answer_reserve(cfg)._asdict(),  # its largest size
             "lynx": cfg.probe.describe() if cfg.probe else None,
             "preset": cfg.preset.describe() if cfg.preset else None,
             # Filled in where a request leaves them unset (then vLLM's neutral values).

@@ -123,6 +123,10 @@ def test_serve_uses_the_calibration_with_no_flag(model, out, tmp_path):
         assert card["lynx"]["path"] == str(out.resolve())
         assert card["lynx"]["source"] == "the calibration folder"
         assert card["effort"]["policy"] == "combined"
+        # The answer reserve is the calibration's: a percentile of the traces' answers.
+        reserve = json.loads((model / "effort.json").read_text())["answer_reserve"]
+        assert reserve["n"] > 0 and reserve["tokens"] > 0
+        assert card["answer_reserve"] == {"tokens": reserve["tokens"], "source": "calibration"}
         prompt = tasks.held_out("test")[0].prompt()
 
         def trace(**ctl) -> dict:

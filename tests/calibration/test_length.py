@@ -90,3 +90,21 @@ def test_the_predictor_ranks_lengths_it_can_read_and_picks_the_block_that_holds_
     assert quality["spearman_test"]["sufficient"] > 0.95
     got = pred.predict(feats[split["test"]][:, pred.columns((1, 2))])
     assert np.corrcoef(got[:, 0], y[split["test"], 0])[0, 1] > 0.95
+
+
+def test_a_shard_keeps_the_answer_lengths_and_an_older_one_reads_as_unknown(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from thinkctl.calibration import traces
+
+    n = 3
+    empty = Events(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                   np.zeros((0, 2), np.float32))  # fmt: skip
+    tr = Traces(np.arange(n), np.array([5, 6, 7]), np.ones(n, np.int64), np.ones(n, np.int64),
+                empty, np.zeros((n, 2), np.float32), empty, np.array([4, -1, 9]))  # fmt: skip
+    traces.save(tr, tmp_path / "a.safetensors")
+    assert traces.load(tmp_path / "a.safetensors").answer_tokens.tolist() == [4, -1, 9]
+    older = load_file(tmp_path / "a.safetensors")
+    del older["answer_tokens"]
+    save_file(older, tmp_path / "b.safetensors")
+    assert traces.load(tmp_path / "b.safetensors").answer_tokens.tolist() == [-1, -1, -1]

@@ -57,3 +57,22 @@ def test_bad_tables_are_refused(tmp_path, points):
     (tmp_path / effort_table.EFFORT_FILE).write_text(json.dumps({"points": points, "levels": {}}))
     with pytest.raises(ValueError):
         effort_table.read(tmp_path)
+
+
+@given(st.lists(st.integers(-1, 400), max_size=80))
+def test_the_answer_reserve_covers_its_percentile_of_the_known_answers(ls):
+    reserve = effort_table.answer_reserve(ls)
+    known = [x for x in ls if x >= 0]  # -1: the trace's answer was cut or never started
+    if not known:
+        assert reserve is None
+        return
+    assert reserve["n"] == len(known) and reserve["percentile"] == effort_table.ANSWER_PERCENTILE
+    covered = np.mean(np.asarray(known) <= reserve["tokens"])
+    assert covered >= effort_table.ANSWER_PERCENTILE / 100
+    assert reserve["tokens"] <= max(known)
+
+
+def test_the_server_reads_the_calibrated_answer_reserve(tmp_path):
+    table = effort_table.fit([10, 20, 30]) | {"answer_reserve": effort_table.answer_reserve([5, 9])}
+    (tmp_path / effort_table.EFFORT_FILE).write_text(json.dumps(table))
+    assert EffortMap.load(tmp_path).answer_reserve == 9

@@ -89,6 +89,10 @@ def test_max_completion_tokens_leaves_room_for_an_answer(client, tokenizer):
     assert end in r["ids"] and r["content"].strip()
     assert r["trace"]["exit_reason"] == "answer_reserve"
     assert r["trace"]["controllers"] == ["answer_reserve"]
+    # The trace says which size applied: the server's (a quarter of 50 at most), and whose.
+    most = client.models.list().data[0].model_extra["thinkctl"]["answer_reserve"]
+    assert r["trace"]["answer_reserve"] == {"tokens": min(most["tokens"], 50 // 4),
+                                            "source": most["source"]}  # fmt: skip
     # Opting out gives vLLM's behaviour back: thinking eats every token.
     out = both(client, messages=HARD, max_completion_tokens=50,
                extra_body={"thinkctl": {"answer_reserve": 0}})  # fmt: skip
@@ -101,6 +105,7 @@ def test_a_larger_reserve_closes_thinking_earlier(client):
     small = ask(client, False, **body, extra_body={"thinkctl": {"answer_reserve": 10}})
     large = ask(client, False, **body, extra_body={"thinkctl": {"answer_reserve": 40}})
     assert large["trace"]["thinking_tokens"] < small["trace"]["thinking_tokens"]
+    assert large["trace"]["answer_reserve"] == {"tokens": 40, "source": "request"}
 
 
 def test_the_reserve_leaves_a_run_that_fits_alone(client):

@@ -158,3 +158,24 @@ def test_every_source_of_max_tokens_gets_the_reserve(served, source):
     reserve = 30 if source == "flag" else 100  # a quarter of 400, at most --answer-reserve
     assert budget.reason == "answer_reserve"
     assert budget.max == 400 - reserve - len(budget.close)
+
+
+@pytest.mark.parametrize(("flag", "calibrated", "asked", "size"), [
+    (None, None, None, (min(ANSWER_RESERVE, 100), "default")),  # a quarter of 400 at most
+    (None, 12, None, (12, "calibration")),
+    (30, 12, None, (30, "flag")),  # the flag overrides the calibration
+    (30, 12, 7, (7, "request")),  # the request overrides both
+    (None, 200, None, (100, "calibration")),  # still at most a quarter of max_tokens
+])  # fmt: skip
+def test_the_reserve_is_sized_by_the_request_the_flag_the_calibration_then_the_default(
+    served, flag, calibrated, asked, size
+):
+    config, info = served
+    effort = dataclasses.replace(config.effort, answer_reserve=calibrated)
+    config = dataclasses.replace(config, answer_reserve=flag, effort=effort)
+    extra = {"thinkctl": {"answer_reserve": asked}} if asked is not None else {}
+    req = ChatCompletionRequest(model="t", messages=[{"role": "user", "content": "1"}],
+                                max_tokens=400, **extra)  # fmt: skip
+    p = plan(req, info, config)
+    assert (p.reserve.tokens, p.reserve.source) == size
+    assert p.spec.budget.max == 400 - size[0] - len(p.spec.budget.close)
