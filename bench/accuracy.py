@@ -54,6 +54,7 @@ from thinkctl.probes import model_folder
 from thinkctl.probes.cues import cue_token_ids_of
 from thinkctl.probes.forced_exit import answer_ids, forced_exits
 
+BOXED = datasets.answer_format("boxed")[0]
 # The default grid was chosen on the testbed, whose natural thinking averages this many
 # tokens; token-valued settings (budgets, Dynasor's interval) scale with a model's own.
 REFERENCE_NATURAL_TOKENS = 136.6
@@ -204,6 +205,9 @@ async def run_grid(
             row = {
                 "setting": setting, "problem": i, "sample": k,
                 "correct": bool(data.check(i, choice.message.content or "")),
+                # The reply's last \boxed{} (None: none): against `none` on the same seed,
+                # whether control changed the answer (report.summarise).
+                "answer": BOXED(choice.message.content or ""),
                 "thinking_tokens": trace["thinking_tokens"],
                 "answer_tokens": r.usage.completion_tokens - trace["thinking_tokens"],
                 "exit_reason": trace["exit_reason"],

@@ -41,6 +41,7 @@ def summarise(rows: list[dict], **meta) -> dict:
             "total_tokens": round(statistics.mean(t + q for t, q in zip(tokens, probe,
                                                                         strict=True)), 1),
         })  # fmt: skip
+    _answer_changes(by_setting, out)
     base = next((r for r in out if r["setting"] == "none"), None)
     oracle = next((r for r in out if r["setting"] == "oracle"), None)
     for r in out:
@@ -57,20 +58,40 @@ def summarise(rows: list[dict], **meta) -> dict:
     return {"rows": out, **meta}
 
 
+def _answer_changes(by_setting: dict[str, list[dict]], out: list[dict]) -> None:
+    """Each setting's share of questions whose answer differs from `none`'s on the same seed
+    (rows that recorded answers): where control changed the answer, which a label-free
+    guarantee bounds. The same seed gives the same trace up to the first intervention."""
+    natural = {(r["problem"], r["sample"]): r["answer"]
+               for r in by_setting.get("none", []) if "answer" in r}  # fmt: skip
+    if not natural:
+        return
+    for r in out:
+        pairs = [(natural[key], x["answer"]) for x in by_setting[r["setting"]]
+                 if "answer" in x and (key := (x["problem"], x["sample"])) in natural]  # fmt: skip
+        if pairs:
+            r["answer_changed_vs_none"] = round(sum(a != b for a, b in pairs) / len(pairs), 4)
+
+
 def table(summary: dict) -> str:
-    """Markdown; with probe and total columns when any setting ran side probes."""
+    """Markdown; with probe and total columns when any setting ran side probes, and the
+    answer-change column when the rows recorded answers."""
     probes = any(r.get("probe_tokens") for r in summary["rows"])
-    extra = " probe | total |" if probes else ""
+    changes = any("answer_changed_vs_none" in r for r in summary["rows"])
+    extra = " probe | total |" * probes + " answer changed |" * changes
+    rule = "|---|---|---|---|---|---|" + "---|---|" * probes + "---|" * changes
     lines = ["| setting | n | accuracy (95% CI) | mean thinking | savings | share of oracle |"
-             + extra, "|---|---|---|---|---|---|" + "---|---|" * probes]  # fmt: skip
+             + extra, rule]  # fmt: skip
     for r in summary["rows"]:
         lo, hi = r["accuracy_ci95"]
         cost = r.get("total_tokens", r["mean_thinking_tokens"])
+        changed = r.get("answer_changed_vs_none")
         lines.append(
             f"| {r['setting']} | {r['n']} | {r['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) "
             f"| {r['mean_thinking_tokens']:.1f} | {r.get('savings_vs_none', 0):.1%} "
             f"| {r.get('share_of_oracle_savings', float('nan')):.1%} |"
             + (f" {r.get('probe_tokens', 0):.1f} | {cost:.1f} |" if probes else "")
+            + ((f" {changed:.1%} |" if changed is not None else " — |") if changes else "")
         )
     return "\n".join(lines)
 

@@ -40,3 +40,21 @@ def test_the_frontier_keeps_exactly_the_undominated_points(points):
         dominated = any(beats(q, p) for q in points)
         duplicate_first = points.index(p) == i
         assert (i in kept) == (not dominated and duplicate_first)
+
+
+def test_the_answer_change_rate_pairs_each_question_with_none_on_the_same_seed():
+    def row(setting, problem, answer):
+        return {"setting": setting, "problem": problem, "sample": 0, "correct": True,
+                "thinking_tokens": 10, "answer": answer}  # fmt: skip
+
+    rows = [row("none", i, str(i % 3)) for i in range(4)]
+    # lynx changes question 1's answer and loses question 3's; question 2 never ran.
+    rows += [row("lynx_risk:0.01", 0, "0"), row("lynx_risk:0.01", 1, "2"),
+             row("lynx_risk:0.01", 3, None)]  # fmt: skip
+    rows += [{k: v for k, v in row("budget:5", 0, "0").items() if k != "answer"}]  # older rows
+    summary = report.summarise(rows)
+    by = {r["setting"]: r for r in summary["rows"]}
+    assert by["none"]["answer_changed_vs_none"] == 0
+    assert by["lynx_risk:0.01"]["answer_changed_vs_none"] == round(2 / 3, 4)
+    assert "answer_changed_vs_none" not in by["budget:5"]
+    assert "66.7%" in report.table(summary) and "| — |" in report.table(summary)

