@@ -325,8 +325,16 @@ def effort_policy(config: ServerConfig) -> str:
 
 def effort_card(config: ServerConfig) -> dict:
     """What /v1/models says effort means on this server: the policy requests get by
-    default, and each level's share of it."""
+    default, and each level's share of it. A level's `max_thinking_tokens` is the cap a
+    request naming only that level gets (decided by `decide_effort`, as for a request);
+    `global_cap` is the budget table's, which `effort_policy` "global" asks for."""
     effort, policy = config.effort, effort_policy(config)
+
+    def cap(level: str) -> int | None:
+        req = ChatCompletionRequest(model=config.model_name, reasoning_effort=level,
+                                    messages=[{"role": "user", "content": ""}])  # fmt: skip
+        return decide_effort(req, config).max_thinking
+
     card = {
         "calibrated": effort.calibrated,
         "calibration": effort.source,
@@ -334,7 +342,7 @@ def effort_card(config: ServerConfig) -> dict:
         "policy": policy,
         "natural_mean_thinking_tokens": effort.natural_mean,
         "levels": {
-            k: {"effort": effort.fractions.get(k), "max_thinking_tokens": v}
+            k: {"effort": effort.fractions.get(k), "max_thinking_tokens": cap(k), "global_cap": v}
             for k, v in level_budgets(config).items()
         },
     }

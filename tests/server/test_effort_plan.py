@@ -104,6 +104,10 @@ def test_combined_effort_exits_by_the_probe_and_caps_by_the_per_query_budget(ser
     assert spec.lynx.threshold == 0.8 and spec.lynx.max_accuracy_loss == 0.02
     assert spec.budget.query.budgets == list(point.budgets)
     assert spec.budget.max == max(point.budgets)
+    # /v1/models says the cap the level really gets, beside the budget table's.
+    level = effort_card(config)["levels"]["medium"]
+    assert level["max_thinking_tokens"] == spec.budget.max
+    assert level["global_cap"] == config.effort.budget(0.5) != level["max_thinking_tokens"]
     spec = spec_of(config, info, thinkctl={"effort": 0.7})  # nearest: 0.75, a cap alone
     assert spec.lynx is None and spec.budget.query is None and spec.budget.max == 60
     levels = effort_card(config)["levels"]
