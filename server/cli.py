@@ -107,7 +107,9 @@ def _add_serve_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--wait-string", help="Text injected below a minimum thinking budget "
                    f"(default {DEFAULTS.wait_string}).")  # fmt: skip
-    g.add_argument("--uvicorn-log-level", default="info", help="uvicorn's log level.")
+    g.add_argument("--uvicorn-log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug", "trace"],
+                   help="uvicorn's log level (thinkctl's start-up lines are INFO).")  # fmt: skip
     g.add_argument("--enable-auto-tool-choice", action="store_true",
                    help='As in vLLM: tool_choice "auto" (the default with tools) parses tool '
                    "calls out of the answer with --tool-call-parser.")  # fmt: skip
@@ -336,10 +338,6 @@ def _effort(
         if tokenizer_sha256(_tokenizer(args, model)) != effort.tokenizer_sha256:
             raise CommandError(f"refusing the effort table in {effort.source!r} for "
                              f"{model!r}: it was made for another tokenizer")  # fmt: skip
-    if effort.calibrated:
-        policy = "per query, with a length predictor" if effort.per_query else "global cap"
-        log.info("Effort calibration: %s (%s), made by: %s", effort.source, policy,
-                 effort.made_by or "not recorded")  # fmt: skip
     return effort
 
 
@@ -350,15 +348,29 @@ def _log_effort(config: ServerConfig) -> None:
     why = ""
     if policy == "lynx" and effort.combined:
         why = " (the effort table's combined points were fitted with another probe)"
-    log.info("Effort by default: %s%s", {
+    made = (f", from {effort.source} (made by: {effort.made_by or 'not recorded'})"
+            if effort.calibrated else " (uncalibrated: fixed caps per level)")  # fmt: skip
+    log.info("Effort by default: %s%s%s", {
         "combined": "one policy of the probe's exit and the per-query budget",
         "lynx": "the probe's effort points", "per_query": "per-query budgets",
-        "budget": "the global cap"}[policy], why)  # fmt: skip
+        "budget": "the global cap"}[policy], made, why)  # fmt: skip
     if probe is not None and policy != "combined" and effort.per_query:
         log.info('Per-query budgets stay available as thinkctl.effort_policy "query"')
 
 
+def _configure_logging(level: str) -> None:
+    """uvicorn's logging, as uvicorn.Config sets it up later: before it, the start-up lines
+    below would go to a logger with no handler, and INFO would be dropped."""
+    import logging.config
+
+    from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
+
+    logging.config.dictConfig(LOGGING_CONFIG)
+    log.setLevel(LOG_LEVELS[level])
+
+
 def serve(args: argparse.Namespace) -> None:
+    _configure_logging(args.uvicorn_log_level)
     if args.model_runner:
         os.environ[model_runner.RUNNER_ENV] = model_runner.choose(args.model_runner)
     target = resolve.resolve(args.model_tag or args.model, args.preset)

@@ -24,7 +24,9 @@ N = 24  # problems per comparison
 def lynx_server(tmp_path_factory) -> Iterator[Server]:
     # vLLM's default mode, compiled: the probe's hooks must run inside the compiled graph.
     # No --probe: serve finds the testbed's in its calibration folder (the model folder).
-    with running_server(tmp_path_factory, "lynx", [], {}, eager=False, probe=True) as s:
+    # INFO, so that its start-up lines are in the log (the test servers' default: warnings).
+    info = ["--uvicorn-log-level", "info"]
+    with running_server(tmp_path_factory, "lynx", info, {}, eager=False, probe=True) as s:
         yield s
 
 
@@ -163,11 +165,16 @@ def test_max_accuracy_loss_exits_on_its_certified_threshold(lclient):
     assert "calibrated for max_accuracy_loss" in err.value.body["message"]
 
 
-def test_models_card_describes_the_probe(lclient):
+def test_models_card_and_start_up_log_describe_the_probe(lclient, lynx_server):
     card = lclient.models.list().data[0].model_extra["thinkctl"]["lynx"]
     assert card["layers"] == [1, 2, 3, 4] and card["n_cal_class0"] >= 200
     assert card["confidence"] is True  # the shipped probe reads the confidence input
     assert card["path"] == str(PROBE.resolve()) and card["source"] == "the calibration folder"
+    # The start-up log says the same (INFO, before uvicorn starts), and effort's policy.
+    log = lynx_server.log.read_text()
+    assert f"LYNX probe: {PROBE.resolve()}, from the calibration folder" in log
+    assert "Effort by default: one policy of the probe's exit and the per-query budget" in log
+    assert "Answer reserve: at most" in log
 
 
 def test_lynx_without_a_probe_is_a_400(client):
